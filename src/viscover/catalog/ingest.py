@@ -1,0 +1,96 @@
+"""Ingest: read each row's image (file or URL), hash and check it, and upsert the items in batches.
+
+Images are only probed here (header, size limits, content hash); they are decoded in full once, when embedded.
+A bad row or image is recorded as a Problem and skipped; everything else is committed batch by batch, so an
+interrupted ingest keeps what it already wrote and a re-run is idempotent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import mimetypes
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from itertools import islice
+from pathlib import Path
+
+from viscover.catalog.records import ImageRecord, ItemRecord, Problem
+from viscover.catalog.sources import Source, SourceRow
+from viscover.catalog.store import CatalogStore, UpsertCounts
+from viscover.config import Settings
+from viscover.errors import BadImageError
+from viscover.fsutil import atomic_write_bytes
+from viscover.imaging import is_url, probe_image, read_image_bytes
+from viscover.progress import ProgressFactory, no_progress
+
+BATCH = 256
+
+
+@dataclass
+class IngestReport:
+    """What an ingest did: counts, and every skipped row with its reason."""
+
+    source: str
+    rows: int = 0
+    counts: UpsertCounts = field(default_factory=UpsertCounts)
+    repeated: int = 0  # rows repeating an earlier row of this source (same id, same image)
+    skipped: list[Problem] = field(default_factory=list)
+    ignored_columns: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {"source": self.source, "rows": self.rows, "added": self.counts.added,
+                "updated": self.counts.updated, "unchanged": self.counts.unchanged, "repeated": self.repeated,
+                "skipped": len(self.skipped), "problems": [str(p) for p in self.skipped],
+                "ignored_columns": self.ignored_columns}
+
+
+def ingest(store: CatalogStore, source: Source, *, blob_dir: Path, settings: Settings,
+           progress: ProgressFactory = no_progress) -> IngestReport:
+    report = IngestReport(source=source.name, ignored_columns=list(source.ignored_columns))
+    seen: dict[str, tuple[str, str]] = {}  # key -> (where, sha256) of its first row in this source
+    with ThreadPoolExecutor(max_workers=max(1, settings.ingest_threads)) as pool, \
+            progress(f"ingest {Path(source.name).name}", source.total) as advance:
+        while True:
+            batch = list(islice(source.rows, BATCH))
+            if not batch:
+                break
+            report.rows += len(batch)
+            rows = [r for r in batch if isinstance(r, SourceRow)]
+            report.skipped += [r for r in batch if isinstance(r, Problem)]
+            records = []
+            for row, loaded in zip(rows, pool.map(lambda r: _load(r, settings, blob_dir), rows)):
+                if isinstance(loaded, Problem):
+                    report.skipped.append(loaded)
+                    continue
+                first = seen.get(row.key)
+                if first is None:
+                    seen[row.key] = (row.where, loaded.image.sha256)
+                    records.append(loaded)
+                elif first[1] == loaded.image.sha256:
+                    report.repeated += 1
+                else:
+                    report.skipped.append(Problem(row.where, f"id {row.key!r} was already used by {first[0]} "
+                                                             "for a different image; ids must be unique"))
+            report.counts += store.upsert(records)
+            advance(len(batch))
+    return report
+
+
+def _load(row: SourceRow, settings: Settings, blob_dir: Path) -> ItemRecord | Problem:
+    try:
+        data = read_image_bytes(row.location, max_bytes=settings.max_image_bytes, timeout=settings.url_timeout)
+        info = probe_image(data, max_pixels=settings.max_image_pixels, name=row.location)
+    except BadImageError as e:
+        return Problem(row.where, str(e))
+    sha = hashlib.sha256(data).hexdigest()
+    uri = row.location
+    if is_url(row.location):  # keep our own copy: URLs change and vanish
+        ext = mimetypes.guess_extension(f"image/{info.format.lower()}") or ".img"
+        blob = blob_dir / sha[:2] / f"{sha}{ext}"
+        if not blob.exists():
+            atomic_write_bytes(blob, data)
+        uri = str(blob)
+    image = ImageRecord(sha256=sha, width=info.width, height=info.height, format=info.format, nbytes=len(data),
+                        uri=uri)
+    return ItemRecord(key=row.key, source=row.location, image=image, fields=row.fields, labels=row.labels,
+                      boards=row.boards)

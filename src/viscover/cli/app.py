@@ -1,0 +1,289 @@
+"""The `viscover` command: a thin shell over `viscover.Engine`. It parses options, shows progress and tables,
+and turns errors a user can cause into a one-line message and a non-zero exit status."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Callable, Optional
+
+import typer
+
+from viscover.errors import BadRequestError, ViscoverError
+
+app = typer.Typer(
+    name="viscover",
+    help="Visual discovery engine: ingest a catalogue of images, index it, search it by image, item or crop, "
+         "and measure retrieval quality.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+
+HomeOpt = Annotated[Path, typer.Option("--home", envvar="VISCOVER_HOME",
+                                       help="Catalogue home folder (database, embeddings, indexes).")]
+DbOpt = Annotated[Optional[str], typer.Option("--db", envvar="VISCOVER_DB", help="Database URL instead of "
+                                              "SQLite in the home, e.g. postgresql+psycopg://user@host/db.")]
+ModelOpt = Annotated[Optional[str], typer.Option("--model", "-m", help="Embedding model: efficientnet-lite0 "
+                                                 "(default), efficientnet-lite1/2, onnx:PATH, hf:NAME_OR_DIR, "
+                                                 "or a model folder.")]
+DEFAULT_HOME = Path("viscover-home")
+
+
+def _fail(message: str, code: int = 1) -> None:
+    from viscover.cli.render import err_console
+
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def handle_errors(fn: Callable) -> Callable:
+    """Show user-caused errors as one line (exit 1); an interrupt exits 130 keeping what was committed."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except ViscoverError as e:
+            _fail(str(e))
+        except KeyboardInterrupt:
+            _fail("interrupted; everything finished so far is saved, run the command again to resume", 130)
+
+    return wrapper
+
+
+def _engine(home: Path, db: str | None, **overrides):
+    from viscover.config import Settings
+    from viscover.engine import Engine
+
+    settings = Settings.load(home, overrides=overrides)
+    return Engine(home, settings, db=db)
+
+
+@app.command()
+@handle_errors
+def ingest(
+    sources: Annotated[list[Path], typer.Argument(help="Folders of images and/or manifest files "
+                                                  "(.csv, .tsv, .jsonl, .parquet).")],
+    label_from_dirs: Annotated[Optional[str], typer.Option(help="For folders: use each image's parent folder "
+                                                           "name as its label for this TASK.", metavar="TASK")] = None,
+    domain: Annotated[Optional[str], typer.Option(help="Domain for items that have none (e.g. photo, catalog).")] = None,
+    board: Annotated[Optional[str], typer.Option(help="For folders: put every image on this board.")] = None,
+    threads: Annotated[Optional[int], typer.Option(help="Reader/downloader threads.")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    home: HomeOpt = DEFAULT_HOME,
+    db: DbOpt = None,
+) -> None:
+    """Add or update items from folders or manifests. Idempotent: re-running changes nothing.
+
+    A manifest has a [bold]path[/] column (relative to the manifest, absolute, or an http(s) URL) and optional
+    [bold]id, title, description, domain, split, boards[/] (';'-separated) and [bold]label.<task>[/] columns.
+    Bad rows and images are reported and skipped; the rest is ingested.
+    """
+    from viscover.cli.render import print_ingest_report, rich_progress
+
+    with _engine(home, db, ingest_threads=threads) as engine:
+        reports = [engine.ingest(s, label_from_dirs=label_from_dirs, domain=domain, board=board,
+                                 progress=rich_progress) for s in sources]
+    if json_out:
+        print(json.dumps([r.to_dict() for r in reports], indent=2))
+    else:
+        for r in reports:
+            print_ingest_report(r)
+
+
+@app.command()
+@handle_errors
+def index(
+    model: ModelOpt = None,
+    rebuild: Annotated[bool, typer.Option(help="Rebuild the vector index from stored embeddings.")] = False,
+    workers: Annotated[Optional[int], typer.Option(help="Embedding worker processes (default: one per core).")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help="Images per inference call.")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    home: HomeOpt = DEFAULT_HOME,
+    db: DbOpt = None,
+) -> None:
+    """Embed every image not yet embedded by the model, then update its vector index (float and binary).
+
+    Resumable: embeddings are saved in shards as they are computed, so an interrupted run continues where it
+    stopped. Items added or removed since the last run are added to or removed from the index without a rebuild.
+    """
+    from viscover.cli.render import print_index_report, rich_progress
+
+    with _engine(home, db, workers=workers, batch_size=batch_size) as engine:
+        report = engine.index(model, rebuild=rebuild, progress=rich_progress)
+    if json_out:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        print_index_report(report)
+
+
+@app.command()
+@handle_errors
+def search(
+    image: Annotated[Optional[str], typer.Argument(help="Query image: a file path or an http(s) URL.")] = None,
+    item: Annotated[Optional[str], typer.Option("--item", "-i", help="Query by a catalogue item id instead "
+                                                "(\"more like this\").")] = None,
+    crop: Annotated[Optional[str], typer.Option(help="Search by a region x,y,w,h (pixels) of the query image.")] = None,
+    k: Annotated[int, typer.Option("-k", "--k", help="Number of results.")] = 10,
+    label: Annotated[Optional[list[str]], typer.Option(help="Only items with this label: TASK=LABEL "
+                                                       "(repeatable).")] = None,
+    domain: Annotated[Optional[str], typer.Option(help="Only items of this domain.")] = None,
+    board: Annotated[Optional[str], typer.Option(help="Only items on this board.")] = None,
+    binary: Annotated[bool, typer.Option(help="Search the binary (sign-bit) index, then re-rank by float.")] = False,
+    collapse: Annotated[bool, typer.Option(help="Collapse near-duplicate results.")] = True,
+    model: ModelOpt = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print results as JSON.")] = False,
+    home: HomeOpt = DEFAULT_HOME,
+    db: DbOpt = None,
+) -> None:
+    """Search the catalogue by an image (file or URL), by an item, or by a crop box of either."""
+    from viscover.catalog.store import Filters
+    from viscover.cli.render import print_hits
+    from viscover.imaging import parse_crop
+
+    if (image is None) == (item is None):
+        raise BadRequestError("give exactly one query: an image path/URL argument, or --item ID")
+    labels = []
+    for spec in label or []:
+        task, sep, value = spec.partition("=")
+        if not sep or not task or not value:
+            raise BadRequestError(f"--label {spec!r}: expected TASK=LABEL, e.g. --label category=Shoes")
+        labels.append((task, value))
+    filters = Filters(labels=tuple(labels), domain=domain, board=board)
+    box = parse_crop(crop) if crop else None
+    with _engine(home, db) as engine:
+        kwargs = dict(crop=box, k=k, filters=filters, binary=binary, collapse=collapse, model=model)
+        hits = engine.search_item(item, **kwargs) if item else engine.search_image(image, **kwargs)
+    if json_out:
+        print(json.dumps([h.to_dict() for h in hits], indent=2))
+    else:
+        print_hits(hits, query=item or image, crop=box)
+
+
+@app.command(name="eval")
+@handle_errors
+def eval_(
+    manifest: Annotated[Path, typer.Argument(help="Labelled manifest (CSV, TSV, JSONL or Parquet).")],
+    task: Annotated[str, typer.Option(help="Task whose labels define relevance (column label.<task>).")],
+    query_domain: Annotated[Optional[str], typer.Option(help="Use only rows of this domain as queries.")] = None,
+    gallery_domain: Annotated[Optional[str], typer.Option(help="Search only rows of this domain.")] = None,
+    query_split: Annotated[Optional[str], typer.Option(help="Use only rows of this split as queries.")] = None,
+    gallery_split: Annotated[Optional[str], typer.Option(help="Search only rows of this split.")] = None,
+    model: ModelOpt = None,
+    json_path: Annotated[Optional[Path], typer.Option("--json", help="Also write the results as JSON to this "
+                                                      "file ('-' for standard output).")] = None,
+    workers: Annotated[Optional[int], typer.Option(help="Embedding worker processes.")] = None,
+) -> None:
+    """Measure retrieval quality on a labelled manifest, for float and binary embeddings (no ingest needed).
+
+    Queries are rows with a label for TASK (and the query domain); the gallery is all labelled rows (or those of
+    the gallery domain); a query never retrieves itself. Reports Recall@1/5/10 and MAP@R.
+    """
+    from viscover.cli.render import err_console, print_eval, rich_progress
+    from viscover.config import Settings
+    from viscover.eval.retrieval import evaluate_manifest
+
+    settings = Settings.load(None, overrides={"workers": workers})
+    report = evaluate_manifest(manifest, task, model=model, query_domain=query_domain,
+                               gallery_domain=gallery_domain, query_split=query_split, gallery_split=gallery_split,
+                               settings=settings, progress=rich_progress)
+    data = report.to_dict()
+    if json_path is not None and str(json_path) == "-":
+        print(json.dumps(data, indent=2))
+        return
+    print_eval(report)
+    if json_path is not None:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(data, indent=2) + "\n")
+        err_console.print(f"wrote {json_path}")
+
+
+@app.command()
+@handle_errors
+def remove(
+    ids: Annotated[list[str], typer.Argument(help="Item ids to delete.")],
+    home: HomeOpt = DEFAULT_HOME,
+    db: DbOpt = None,
+) -> None:
+    """Delete items from the catalogue and from every vector index (no rebuild needed)."""
+    with _engine(home, db) as engine:
+        unknown = engine.remove(ids)
+    removed = len(ids) - len(unknown)
+    print(f"removed {removed} item(s)")
+    if unknown:
+        _fail(f"unknown item id(s): {', '.join(unknown[:10])}")
+
+
+@app.command()
+@handle_errors
+def info(
+    json_out: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+    settings: Annotated[bool, typer.Option("--settings", help="List every setting with its default and "
+                                           "meaning.")] = False,
+    models: Annotated[bool, typer.Option("--models", help="List the embedding model names accepted.")] = False,
+    home: HomeOpt = DEFAULT_HOME,
+    db: DbOpt = None,
+) -> None:
+    """Show what the catalogue holds: items, labels per task, domains, boards, embeddings and indexes."""
+    from viscover.cli.render import print_info, print_models, print_settings
+
+    if settings or models:
+        if settings:
+            print_settings()
+        if models:
+            print_models()
+        return
+    with _engine(home, db) as engine:
+        data = engine.info()
+    if json_out:
+        print(json.dumps(data, indent=2, default=str))
+    else:
+        print_info(data)
+
+
+datasets_app = typer.Typer(help="Write manifests for the public datasets used by the demo and benchmarks.",
+                           no_args_is_help=True)
+app.add_typer(datasets_app, name="datasets")
+
+
+@datasets_app.command("grocery")
+@handle_errors
+def datasets_grocery(
+    root: Annotated[Path, typer.Argument(help="The Grocery Store Dataset folder (with train.txt, classes.csv).")],
+    out: Annotated[Path, typer.Argument(help="Manifest to write (.csv, .jsonl or .parquet).")],
+) -> None:
+    """Grocery photos (domain photo, split train/val) and one catalogue image per product (domain catalog),
+    with label.product and label.category."""
+    from viscover.datasets import grocery_rows, write_manifest
+
+    n = write_manifest(grocery_rows(root), out)
+    print(f"wrote {n} rows to {out}")
+
+
+@datasets_app.command("clothing")
+@handle_errors
+def datasets_clothing(
+    root: Annotated[Path, typer.Argument(help="The clothing dataset folder (with images.csv, images/).")],
+    out: Annotated[Path, typer.Argument(help="Manifest to write (.csv, .jsonl or .parquet).")],
+) -> None:
+    """Clothing photos with label.category, each contributor's images as one board, and a fixed split holding
+    out 20% of contributors (split val)."""
+    from viscover.datasets import clothing_rows, write_manifest
+
+    n = write_manifest(clothing_rows(root), out)
+    print(f"wrote {n} rows to {out}")
+
+
+def main() -> None:
+    try:
+        app()
+    except BrokenPipeError:  # e.g. `viscover search ... | head`
+        sys.stderr.close()
+
+
+if __name__ == "__main__":
+    main()

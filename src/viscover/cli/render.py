@@ -1,0 +1,132 @@
+"""Rich output for the command line: progress bars (on stderr), tables and reports."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Iterator
+
+from rich.console import Console
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TaskProgressColumn, TextColumn,
+                           TimeElapsedColumn, TimeRemainingColumn)
+from rich.table import Table
+
+from viscover.progress import Advance
+
+console = Console()
+err_console = Console(stderr=True)
+MAX_PROBLEMS_SHOWN = 20
+
+
+@contextlib.contextmanager
+def rich_progress(description: str, total: int | None) -> Iterator[Advance]:
+    """A progress bar on stderr, so that --json output on stdout stays clean."""
+    columns = [SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TaskProgressColumn(), TimeElapsedColumn(), TimeRemainingColumn()]
+    with Progress(*columns, console=err_console, transient=False, disable=not err_console.is_terminal) as bar:
+        task = bar.add_task(description, total=total)
+        yield lambda n: bar.advance(task, n)
+
+
+def _problems(problems: list, what: str) -> None:
+    if not problems:
+        return
+    err_console.print(f"[yellow]{len(problems)} {what} skipped:[/]")
+    for p in problems[:MAX_PROBLEMS_SHOWN]:
+        err_console.print(f"  - {p}", highlight=False, soft_wrap=True)
+    if len(problems) > MAX_PROBLEMS_SHOWN:
+        err_console.print(f"  ... and {len(problems) - MAX_PROBLEMS_SHOWN} more (use --json for all)")
+
+
+def print_ingest_report(report) -> None:
+    c = report.counts
+    console.print(f"[bold]{report.source}[/]: {report.rows} rows -> {c.added} added, {c.updated} updated, "
+                  f"{c.unchanged} unchanged, {len(report.skipped)} skipped"
+                  + (f", {report.repeated} repeated rows ignored" if report.repeated else ""), highlight=False)
+    if report.ignored_columns:
+        console.print(f"ignored columns: {', '.join(report.ignored_columns)}")
+    _problems(report.skipped, "rows")
+
+
+def print_index_report(report) -> None:
+    console.print(f"[bold]{report.model}[/]: embedded {report.embedded} new image(s) in {report.seconds:.1f}s; "
+                  f"index {'rebuilt' if report.rebuilt else 'updated'} (+{report.added} / -{report.removed}), "
+                  f"{report.size} items, {report.kind} float index", highlight=False)
+    if report.rebuild_reason:
+        console.print(f"rebuild: {report.rebuild_reason}")
+    _problems(report.failed, "images")
+
+
+def print_hits(hits, query: str, crop=None) -> None:
+    title = f"results for {query}" + (f" crop {crop}" if crop else "")
+    table = Table(title=title, title_justify="left")
+    for col, kw in [("#", {"justify": "right"}), ("score", {"justify": "right"}), ("id", {"overflow": "fold"}), ("labels", {}),
+                    ("domain", {}), ("dups", {"justify": "right"})]:
+        table.add_column(col, **kw)
+    for rank, hit in enumerate(hits, 1):
+        labels = ", ".join(f"{k}={v}" for k, v in sorted(hit.item.labels.items()))
+        table.add_row(str(rank), f"{hit.score:.3f}", hit.item.key, labels, hit.item.domain or "",
+                      str(len(hit.duplicates)) if hit.duplicates else "")
+    console.print(table)
+    if not hits:
+        console.print("no results (check the filters)")
+
+
+def print_eval(report) -> None:
+    sides = []
+    if report.query_domain or report.gallery_domain:
+        sides = [f"{report.query_domain or 'all'} -> {report.gallery_domain or 'all'}"]
+    table = Table(title=f"task {report.task}: {report.queries} queries, {report.gallery} gallery "
+                        f"{' '.join(sides)} ({report.model})", title_justify="left")
+    table.add_column("embedding")
+    keys = ["recall@1", "recall@5", "recall@10", "map@r"]
+    for k in keys:
+        table.add_column(k.replace("recall", "R").replace("map@r", "MAP@R"), justify="right")
+    for name, metrics in (("float", report.float), ("binary", report.binary)):
+        table.add_row(name, *[f"{metrics[k]:.4f}" for k in keys])
+    console.print(table)
+    if report.float["queries_without_match"]:
+        console.print(f"{report.float['queries_without_match']} queries had no gallery item with their label "
+                      "and were left out")
+    _problems(report.skipped, "rows")
+
+
+def print_info(data: dict) -> None:
+    console.print(f"[bold]home[/] {data['home']}   [bold]database[/] {data['database']}", highlight=False)
+    console.print(f"{data['items']} items, {data['images']} distinct images ({data['bad_images']} undecodable), "
+                  f"{data['boards']} boards ({data['board_memberships']} memberships)")
+    if data["tasks"]:
+        console.print("tasks: " + ", ".join(f"{t} ({v['labelled']} labelled, {v['labels']} labels)"
+                                            for t, v in data["tasks"].items()))
+    if data["domains"]:
+        console.print("domains: " + ", ".join(f"{d} ({n})" for d, n in data["domains"].items()))
+    for key, m in data["models"].items():
+        idx = m.get("index")
+        desc = ("no index" if not idx else idx.get("error") or
+                f"index: {idx['items']} items, float {idx['float']}, binary {idx['binary']}, "
+                f"{idx['tombstones']} tombstones")
+        console.print(f"model [bold]{key}[/]: {m['embedded_images']} images embedded, dim {m.get('dim')}; {desc}")
+    for example in data.get("bad_image_examples", []):
+        console.print(f"  undecodable: {example}", highlight=False)
+
+
+def print_settings() -> None:
+    from viscover.config import Settings
+
+    table = Table(title="settings (viscover.toml in the home, VISCOVER_<NAME> variables, or options)",
+                  title_justify="left")
+    for col in ("name", "default", "meaning"):
+        table.add_column(col)
+    for name, (default, text) in Settings.help().items():
+        table.add_row(name, repr(default), text)
+    console.print(table)
+
+
+def print_models() -> None:
+    from viscover.embed.registry import describe_models
+
+    table = Table(title="embedding models (--model)", title_justify="left")
+    table.add_column("name")
+    table.add_column("what")
+    for name, text in describe_models().items():
+        table.add_row(name, text)
+    console.print(table)

@@ -1,0 +1,104 @@
+"""Every tunable setting of viscover, declared once with its default and help.
+
+Settings come from (later wins): the defaults below, `<home>/viscover.toml`, environment variables
+`VISCOVER_<NAME>` and explicit overrides (command-line options). Unknown keys are rejected, so a typo is an error,
+not a silently ignored setting.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from viscover.errors import ConfigError
+
+CONFIG_FILE = "viscover.toml"
+
+
+def _s(default: Any, help: str) -> Any:
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Typed settings; see `viscover info --settings` or the README for each one's meaning."""
+
+    model: str = _s("efficientnet-lite0", "Embedding model: a registry name, onnx:PATH, hf:NAME_OR_DIR or a model dir.")
+    db: str = _s("", "Catalogue database URL (SQLAlchemy); empty means SQLite at <home>/catalog.sqlite.")
+    batch_size: int = _s(4, "Images per inference call (small batches measured fastest on CPU: cache-friendly).")
+    workers: int = _s(0, "Embedding worker processes; 0 means one per CPU core.")
+    ingest_threads: int = _s(8, "Threads reading, hashing and downloading images during ingest.")
+    max_image_pixels: int = _s(80_000_000, "Refuse images with more pixels than this (decompression bombs).")
+    max_image_bytes: int = _s(64 * 1024 * 1024, "Refuse image files or downloads larger than this many bytes.")
+    url_timeout: float = _s(20.0, "Seconds to wait for an image URL before giving up on it.")
+    shard_size: int = _s(2048, "Embeddings written per shard file (the unit of resumption after a crash).")
+    hnsw_threshold: int = _s(50_000, "Vectors above which the float index uses HNSW instead of exact search.")
+    hnsw_m: int = _s(32, "HNSW graph degree (M).")
+    hnsw_ef_construction: int = _s(80, "HNSW efConstruction: build-time beam width.")
+    hnsw_ef_search: int = _s(96, "HNSW efSearch: query-time beam width (recall vs latency).")
+    binary_hnsw_threshold: int = _s(2_000_000, "Codes above which the binary index uses HNSW instead of exact Hamming.")
+    binary_rerank: int = _s(10, "Binary search fetches k times this many by Hamming, then re-ranks them by float.")
+    compact_ratio: float = _s(0.2, "Rebuild an HNSW index when this fraction of it is deleted (tombstoned).")
+    dedup_threshold: float = _s(0.04, "Collapse results whose cosine distance to a better result is below this.")
+    default_k: int = _s(10, "Results returned by search when k is not given.")
+
+    @classmethod
+    def names(cls) -> list[str]:
+        return [f.name for f in dataclasses.fields(cls)]
+
+    @classmethod
+    def help(cls) -> dict[str, tuple[Any, str]]:
+        """Name -> (default, help) for documentation and `info --settings`."""
+        return {f.name: (f.default, f.metadata["help"]) for f in dataclasses.fields(cls)}
+
+    @classmethod
+    def load(cls, home: Path | None = None, overrides: Mapping[str, Any] | None = None,
+             environ: Mapping[str, str] | None = None) -> "Settings":
+        """Defaults, then `<home>/viscover.toml`, then `VISCOVER_*` variables, then `overrides` (None values skipped)."""
+        values: dict[str, Any] = {}
+        if home is not None and (home / CONFIG_FILE).is_file():
+            path = home / CONFIG_FILE
+            try:
+                values.update(tomllib.loads(path.read_text()))
+            except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+                raise ConfigError(f"{path}: not valid TOML ({e}); fix or delete the file") from e
+            _check_keys(values, str(path))
+        env = os.environ if environ is None else environ
+        for name in cls.names():
+            var = f"VISCOVER_{name.upper()}"
+            if var in env:
+                values[name] = env[var]
+        for name, value in (overrides or {}).items():
+            if value is not None:
+                values[name] = value
+        _check_keys(values, "settings")
+        return cls(**{k: _coerce(k, v) for k, v in values.items()})
+
+    def replace(self, **changes: Any) -> "Settings":
+        _check_keys(changes, "settings")
+        return dataclasses.replace(self, **{k: _coerce(k, v) for k, v in changes.items()})
+
+
+_TYPES = {f.name: type(f.default) for f in dataclasses.fields(Settings)}
+
+
+def _check_keys(values: Mapping[str, Any], where: str) -> None:
+    unknown = sorted(set(values) - set(_TYPES))
+    if unknown:
+        raise ConfigError(f"{where}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(_TYPES))}")
+
+
+def _coerce(name: str, value: Any) -> Any:
+    kind = _TYPES[name]
+    if isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
+        return value
+    try:
+        if kind is bool:
+            return str(value).lower() in ("1", "true", "yes", "on")
+        return kind(value)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"setting {name}={value!r}: expected {kind.__name__}") from e

@@ -1,0 +1,269 @@
+"""The one public Python API: an Engine opened on a catalogue's home folder. The CLI and server are shells over it.
+
+    from viscover import Engine
+    engine = Engine("my-home")
+    engine.ingest("photos/")                 # folder or manifest (CSV, JSONL, Parquet)
+    engine.index()                           # embed what is new, update the vector index
+    hits = engine.search_image("query.jpg", k=10)
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from viscover.catalog.ingest import IngestReport, ingest
+from viscover.catalog.records import Problem
+from viscover.catalog.sources import open_source
+from viscover.catalog.store import CatalogStore, Filters
+from viscover.config import Settings
+from viscover.embed import Embedder, load_embedder, resolve_model
+from viscover.embed.pipeline import ImageJob, embed_batch, embed_images
+from viscover.embed.vectors import EmbeddingStore
+from viscover.errors import BadImageError, BadRequestError, NotFoundError
+from viscover.imaging import CropBox
+from viscover.index import Codec, IndexCorruptError, VectorIndex
+from viscover.paths import Home
+from viscover.progress import ProgressFactory, no_progress
+from viscover.search.results import SearchHit
+from viscover.search.searcher import run_search
+
+
+@dataclass
+class IndexReport:
+    """What `index` did: embeddings computed and failed, and how the vector index changed."""
+
+    model: str
+    key: str
+    embedded: int = 0
+    failed: list[Problem] = field(default_factory=list)
+    added: int = 0
+    removed: int = 0
+    rebuilt: bool = False
+    rebuild_reason: str = ""
+    size: int = 0
+    kind: str = ""
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict:
+        return {"model": self.model, "key": self.key, "embedded": self.embedded, "failed": len(self.failed),
+                "problems": [str(p) for p in self.failed], "added": self.added, "removed": self.removed,
+                "rebuilt": self.rebuilt, "rebuild_reason": self.rebuild_reason, "size": self.size,
+                "kind": self.kind, "seconds": round(self.seconds, 3)}
+
+
+class Engine:
+    """A catalogue home folder: its store, embeddings and indexes, and every operation on them."""
+
+    def __init__(self, home: str | Path, settings: Settings | None = None, *, db: str | None = None):
+        self.home = Home(Path(home).expanduser().resolve())
+        self.settings = settings or Settings.load(self.home.root)
+        url = db or self.settings.db or self.home.db_url
+        if url.startswith("sqlite"):
+            self.home.root.mkdir(parents=True, exist_ok=True)
+        self.store = CatalogStore(url)
+        self._embedders: dict[str, Embedder] = {}
+        self._indexes: dict[str, VectorIndex] = {}
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> "Engine":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ---- catalogue -------------------------------------------------------------------------------------------
+    def ingest(self, source: str | Path, *, label_from_dirs: str | None = None, domain: str | None = None,
+               board: str | None = None, progress: ProgressFactory = no_progress) -> IngestReport:
+        """Add or update items from a folder or a manifest; bad rows are reported in the result, not raised."""
+        src = open_source(Path(source).expanduser(), label_from_dirs=label_from_dirs, domain=domain, board=board)
+        return ingest(self.store, src, blob_dir=self.home.images, settings=self.settings, progress=progress)
+
+    def remove(self, keys: list[str]) -> list[str]:
+        """Delete items from the catalogue and from every saved index; return unknown keys."""
+        found = {k: self.store.item(k).id for k in keys if self._exists(k)}
+        unknown = self.store.delete_items(list(found))
+        ids = np.array(sorted(found.values()), np.int64)
+        root = self.home.root / "index"
+        for folder in sorted(root.iterdir()) if root.is_dir() else []:
+            try:
+                index = VectorIndex.load(folder, self.settings)
+            except IndexCorruptError:
+                continue  # rebuilt from the catalogue by the next `index`
+            if index is not None and index.remove(ids):
+                index.save(folder)
+                self._indexes.pop(folder.name, None)
+        return [k for k in keys if k not in found] + unknown
+
+    def _exists(self, key: str) -> bool:
+        try:
+            self.store.item(key)
+            return True
+        except NotFoundError:
+            return False
+
+    # ---- models and indexes ----------------------------------------------------------------------------------
+    def embedder(self, model: str | None = None) -> Embedder:
+        name = resolve_model(model or self.settings.model)
+        if name not in self._embedders:
+            self._embedders[name] = load_embedder(name)
+        return self._embedders[name]
+
+    def index(self, model: str | None = None, *, rebuild: bool = False,
+              progress: ProgressFactory = no_progress) -> IndexReport:
+        """Embed every image without a vector for this model (resumable), then bring the index up to date."""
+        start = time.perf_counter()
+        embedder = self.embedder(model)
+        report = IndexReport(model=embedder.name, key=embedder.key)
+        vectors = EmbeddingStore(self.home.embeddings(embedder.key))
+        vectors.write_meta({"model": embedder.name, "key": embedder.key, "dim": embedder.dim})
+        have = vectors.ids()
+        todo = [ImageJob(i, uri) for i, uri in self.store.images_to_embed() if not _in(i, have)]
+        ids_buf, vec_buf = [], []
+        for batch in embed_images(todo, embedder, self.settings, progress=progress, description="embed"):
+            for image_id, reason in batch.failures:
+                self.store.mark_image_error(image_id, reason)
+                report.failed.append(Problem(f"image {image_id}", reason))
+            ids_buf.append(batch.ids)
+            vec_buf.append(batch.vectors)
+            report.embedded += len(batch.ids)
+            if sum(len(b) for b in ids_buf) >= self.settings.shard_size:
+                vectors.append(np.concatenate(ids_buf), np.concatenate(vec_buf))
+                ids_buf, vec_buf = [], []
+        if ids_buf:
+            vectors.append(np.concatenate(ids_buf), np.concatenate(vec_buf))
+        vectors.compact()
+        self._sync_index(embedder, vectors, rebuild, report)
+        report.seconds = time.perf_counter() - start
+        return report
+
+    def _sync_index(self, embedder: Embedder, vectors: EmbeddingStore, rebuild: bool, report: IndexReport) -> None:
+        folder = self.home.index(embedder.key)
+        item_ids, image_ids = self.store.item_images()
+        embedded = vectors.ids()
+        keep = np.isin(image_ids, embedded)
+        item_ids, image_ids = item_ids[keep], image_ids[keep]
+        index = None
+        if not rebuild:
+            try:
+                index = VectorIndex.load(folder, self.settings)
+            except IndexCorruptError as e:
+                report.rebuild_reason = f"{e}; rebuilt from stored embeddings"
+        if index is not None and index.dim != embedder.dim:
+            index, report.rebuild_reason = None, "model dimension changed"
+        if index is not None:
+            live = index.contains(item_ids)
+            changed = live.copy()
+            changed[live] = index.image_of(item_ids[live]) != image_ids[live]
+            gone = index.item_ids[~np.isin(index.item_ids, item_ids)]
+            to_remove = np.concatenate([gone, item_ids[changed]])
+            add = ~live | changed
+            if index.blocks_add(item_ids[add]) or index.needs_rebuild(len(item_ids)):
+                index, report.rebuild_reason = None, report.rebuild_reason or "index kind or tombstones"
+            else:
+                report.removed = index.remove(to_remove)
+                if add.any():
+                    img_ids, raw = vectors.load(np.unique(image_ids[add]))
+                    rows = np.searchsorted(img_ids, image_ids[add])
+                    index.add(item_ids[add], image_ids[add], raw[rows])
+                report.added = int(add.sum())
+        if index is None:
+            img_ids, raw = vectors.load(np.unique(image_ids))
+            rows = np.searchsorted(img_ids, image_ids)
+            raw_items = raw[rows] if len(rows) else np.zeros((0, embedder.dim), np.float32)
+            codec = Codec.identity(embedder.dim) if getattr(embedder, "centered", False) else None
+            index = VectorIndex.build(item_ids, image_ids, raw_items, self.settings, codec=codec, model=embedder.name)
+            report.rebuilt, report.added = True, len(item_ids)
+        index.save(folder)
+        self._indexes[embedder.key] = index
+        report.size, report.kind = len(index), index.describe()["float"]
+
+    def vector_index(self, model: str | None = None) -> VectorIndex:
+        """The saved index of a model, loaded once and kept."""
+        embedder = self.embedder(model)
+        if embedder.key not in self._indexes:
+            index = VectorIndex.load(self.home.index(embedder.key), self.settings)
+            if index is None:
+                raise NotFoundError(f"no index for model {embedder.name} in {self.home.root}; run `viscover index`"
+                                    + (f" --model {model}" if model else ""))
+            self._indexes[embedder.key] = index
+        return self._indexes[embedder.key]
+
+    # ---- search ----------------------------------------------------------------------------------------------
+    def search_image(self, image: str | Path | bytes, *, crop: CropBox | None = None, k: int | None = None,
+                     filters: Filters = Filters(), binary: bool = False, collapse: bool = True,
+                     model: str | None = None) -> list[SearchHit]:
+        """Search by an image file, URL or raw bytes, optionally by a crop box of it."""
+        index = self.vector_index(model)
+        raw = self._embed_one(image, crop, model)
+        return self._search(index, index.codec.floats(raw), index.codec.bits(raw), k, filters, binary, collapse,
+                            exclude=None)
+
+    def search_item(self, key: str, *, crop: CropBox | None = None, k: int | None = None,
+                    filters: Filters = Filters(), binary: bool = False, collapse: bool = True,
+                    model: str | None = None) -> list[SearchHit]:
+        """"More like this" for a catalogue item (or a crop of its image); the item and its copies are excluded."""
+        index = self.vector_index(model)
+        item = self.store.item(key)
+        exclude = self.store.item_ids_with_images([item.image_id])
+        if crop is not None:
+            raw = self._embed_one(item.uri, crop, model)
+            floats, bits = index.codec.floats(raw), index.codec.bits(raw)
+        else:
+            if not index.contains(np.array([item.id]))[0]:
+                raise NotFoundError(f"item {key!r} has no embedding for {index.model} yet; run `viscover index`")
+            floats = index.stored_floats(np.array([item.id]))
+            bits = index.stored_bits(np.array([item.id]))
+        return self._search(index, floats, bits, k, filters, binary, collapse, exclude=exclude)
+
+    def _embed_one(self, image: str | Path | bytes, crop: CropBox | None, model: str | None) -> np.ndarray:
+        embedder = self.embedder(model)
+        if isinstance(image, bytes):
+            from viscover.embed.base import to_pixels
+            from viscover.imaging import decode_image
+
+            img = decode_image(image, max_pixels=self.settings.max_image_pixels, name="uploaded image", crop=crop)
+            return embedder.embed(to_pixels(img, embedder.spec)[None])
+        batch = embed_batch([ImageJob(0, str(image), crop)], embedder, self.settings)
+        if batch.failures:
+            raise BadImageError(batch.failures[0][1])
+        return batch.vectors
+
+    def _search(self, index: VectorIndex, floats, bits, k, filters, binary, collapse, exclude) -> list[SearchHit]:
+        k = self.settings.default_k if k is None else k
+        if k < 1:
+            raise BadRequestError(f"k={k}: ask for at least one result")
+        if filters.board is not None and not self.store.board_exists(filters.board):
+            raise NotFoundError(f"unknown board {filters.board!r}")
+        for task, _ in filters.labels:
+            if not self.store.task_exists(task):
+                raise NotFoundError(f"no item has a label for task {task!r}")
+        return run_search(self.store, index, floats, bits, k=k, filters=filters, binary=binary, exclude=exclude,
+                          collapse=collapse, dedup_threshold=self.settings.dedup_threshold)
+
+    # ---- information -----------------------------------------------------------------------------------------
+    def info(self) -> dict:
+        """Catalogue counts, stored embeddings per model and saved indexes."""
+        out = {"home": str(self.home.root), "database": self.store.safe_url, **self.store.stats(), "models": {}}
+        root = self.home.root / "embeddings"
+        for folder in sorted(root.iterdir()) if root.is_dir() else []:
+            store = EmbeddingStore(folder)
+            entry = {**store.meta(), "embedded_images": int(len(store.ids()))}
+            try:
+                index = VectorIndex.load(self.home.index(folder.name), self.settings)
+                entry["index"] = index.describe() if index else None
+            except IndexCorruptError as e:
+                entry["index"] = {"error": str(e)}
+            out["models"][folder.name] = entry
+        out["bad_image_examples"] = [f"{u}: {e}" for u, e in self.store.bad_images(5)]
+        return out
+
+
+def _in(value: int, sorted_ids: np.ndarray) -> bool:
+    pos = np.searchsorted(sorted_ids, value)
+    return bool(pos < len(sorted_ids) and sorted_ids[pos] == value)

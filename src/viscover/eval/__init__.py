@@ -1,0 +1,1 @@
+"""Evaluation: retrieval metrics (Recall@K, MAP@R) and the manifest-based `viscover eval`."""
