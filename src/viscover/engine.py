@@ -176,7 +176,7 @@ class Engine:
             img_ids, raw = vectors.load(np.unique(image_ids))
             rows = np.searchsorted(img_ids, image_ids)
             raw_items = raw[rows] if len(rows) else np.zeros((0, embedder.dim), np.float32)
-            codec = Codec.identity(embedder.dim) if getattr(embedder, "centered", False) else None
+            codec = Codec.identity(embedder.dim) if embedder.centered else None
             index = VectorIndex.build(item_ids, image_ids, raw_items, self.settings, codec=codec, model=embedder.name)
             report.rebuilt, report.added = True, len(item_ids)
         index.save(folder)

@@ -93,7 +93,11 @@ def _walk_images(root: Path) -> Iterator[Path]:
 
 # ---- manifests -------------------------------------------------------------------------------------------------
 def manifest_source(path: Path, *, domain: str | None = None) -> Source:
-    kind = MANIFEST_SUFFIXES[path.suffix.lower()]
+    if not path.is_file():
+        raise BadManifestError(f"{path}: no such file")
+    kind = MANIFEST_SUFFIXES.get(path.suffix.lower())
+    if kind is None:
+        raise BadManifestError(f"{path}: unknown manifest type (expected {', '.join(sorted(MANIFEST_SUFFIXES))})")
     base = path.resolve().parent
     if kind == "parquet":
         columns, records, total = _parquet_records(path)

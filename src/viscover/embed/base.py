@@ -74,5 +74,6 @@ class Embedder(Protocol):
     key: str  # stable folder name for this model's stored embeddings and indexes
     dim: int
     spec: InputSpec
+    centered: bool  # True when outputs are already centred (e.g. LayerNorm): binarise at 0, no catalogue mean
 
     def embed(self, pixels: np.ndarray) -> np.ndarray: ...

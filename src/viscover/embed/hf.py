@@ -28,7 +28,14 @@ class HFEmbedder:
         self._torch = torch
         try:
             config = transformers.AutoConfig.from_pretrained(name_or_path)
-            if config.model_type in ("clip", "clip_vision_model"):
+            if config.model_type == "clip":
+                # A full CLIPModel keeps the projection width at the top level; the vision sub-config's own
+                # projection_dim is often absent (default 512), which would mis-size visual_projection.
+                vision = config.vision_config
+                vision.projection_dim = config.projection_dim
+                self.model = transformers.CLIPVisionModelWithProjection.from_pretrained(name_or_path, config=vision)
+                self._mode = "clip"
+            elif config.model_type == "clip_vision_model":
                 self.model = transformers.CLIPVisionModelWithProjection.from_pretrained(name_or_path)
                 self._mode = "clip"
             else:
@@ -40,6 +47,7 @@ class HFEmbedder:
             raise ModelError(f"hf:{name_or_path}: cannot load the model ({type(e).__name__}: {e}); give a hub name "
                              "(needs network) or a folder written by save_pretrained") from None
         self.model.eval()
+        self.centered = False
         self.spec = _spec_from_processor(name_or_path, config)
         self.name = f"hf:{name_or_path}"
         self.key = f"hf-{_slug(name_or_path)}-{_digest(name_or_path)}"

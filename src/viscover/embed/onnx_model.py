@@ -28,7 +28,8 @@ MODEL_ONNX = "model.onnx"
 class OnnxEmbedder:
     """An Embedder backed by an ONNX Runtime session."""
 
-    def __init__(self, path: Path, *, name: str, key: str, spec: InputSpec | None = None, threads: int = 0):
+    def __init__(self, path: Path, *, name: str, key: str, spec: InputSpec | None = None, threads: int = 0,
+                 centered: bool = False):
         import onnxruntime as ort
 
         opts = ort.SessionOptions()
@@ -43,7 +44,7 @@ class OnnxEmbedder:
         self.input_name = inp.name
         self.output_name = self.session.get_outputs()[0].name
         self.spec = spec or infer_spec(inp.shape, inp.type)
-        self.name, self.key = name, key
+        self.name, self.key, self.path, self.centered = name, key, Path(path), centered
         probe = np.zeros((1, self.spec.size, self.spec.size, 3), np.uint8)
         try:
             self.dim = int(self.embed(probe).shape[1])
@@ -96,6 +97,8 @@ def load_onnx_file(path: Path, threads: int = 0) -> OnnxEmbedder:
         except (ValueError, TypeError) as e:
             raise ModelError(f"{sidecar}: not a valid input spec ({e})") from None
     key = f"onnx-{_slug(path.stem)}-{file_digest(path)}"
+    if spec is not None:  # the sidecar changes the embeddings, so it must change where they are stored too
+        key += "-" + hashlib.sha256(json.dumps(spec.to_dict(), sort_keys=True).encode()).hexdigest()[:6]
     return OnnxEmbedder(path, name=f"onnx:{path}", key=key, spec=spec, threads=threads)
 
 
@@ -115,7 +118,8 @@ def load_model_dir(folder: Path, threads: int = 0, name: str | None = None) -> O
     meta = read_model_json(folder)
     spec = InputSpec.from_dict(meta.get("input", {}))
     key = meta.get("key") or f"model-{_slug(folder.name)}-{file_digest(folder / MODEL_ONNX)}"
-    return OnnxEmbedder(folder / MODEL_ONNX, name=name or str(folder), key=key, spec=spec, threads=threads)
+    return OnnxEmbedder(folder / MODEL_ONNX, name=name or str(folder), key=key, spec=spec, threads=threads,
+                        centered=bool(meta.get("centered", False)))
 
 
 def _slug(text: str) -> str:

@@ -65,12 +65,14 @@ def ranking_metrics(score_block: ScoreFn, query_labels: np.ndarray, gallery_labe
 
 
 def _top(scores: np.ndarray, depth: int) -> np.ndarray:
-    """Indices of the `depth` best scores per row, best first, ties broken by lower index."""
+    """Indices of the `depth` best scores per row, best first, ties broken by lower index (exactly, also at the
+    cut-off: every candidate tied with the depth-th best score is considered)."""
     n = scores.shape[1]
-    if depth * 4 < n:
-        cand = np.argpartition(-scores, depth - 1, axis=1)[:, :depth]
-        cand.sort(axis=1)  # index order first, so the stable sort below breaks ties by index
-        vals = np.take_along_axis(scores, cand, axis=1)
-        order = np.argsort(-vals, axis=1, kind="stable")
-        return np.take_along_axis(cand, order, axis=1)
-    return np.argsort(-scores, axis=1, kind="stable")[:, :depth]
+    if depth * 4 >= n:
+        return np.argsort(-scores, axis=1, kind="stable")[:, :depth]
+    kth = -np.partition(-scores, depth - 1, axis=1)[:, depth - 1]
+    out = np.empty((scores.shape[0], depth), np.int64)
+    for row in range(scores.shape[0]):
+        cand = np.nonzero(scores[row] >= kth[row])[0]  # ascending index order
+        out[row] = cand[np.argsort(-scores[row, cand], kind="stable")[:depth]]
+    return out

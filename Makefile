@@ -1,0 +1,36 @@
+# make demo   set up .venv, ingest and index the grocery data (or IMAGES=/some/folder), print example searches
+# make test   set up .venv and run the tests
+# make bench  run the benchmarks (slow; prints JSON, writes benchmarks/results/)
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+DATA ?= ../shared/data
+DEMO_HOME ?= viscover-home
+IMAGES ?=
+
+.PHONY: install demo test bench clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	# the local CPU build of PyTorch first: a bare `torch` requirement would pull a multi-GB CUDA build
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(BIN)/.installed
+
+demo: install
+	$(BIN)/python scripts/demo.py --home $(DEMO_HOME) --data $(DATA) $(if $(IMAGES),--images $(IMAGES))
+
+test: install
+	$(BIN)/python -m pytest -q
+
+bench: install
+	mkdir -p benchmarks/results
+	$(BIN)/python benchmarks/embed_throughput.py --json benchmarks/results/embed_throughput.json
+	$(BIN)/python benchmarks/retrieval_quality.py --json benchmarks/results/retrieval_quality.json
+	$(BIN)/python benchmarks/search_speed.py --json benchmarks/results/search_speed.json
+
+clean:
+	rm -rf $(VENV) $(DEMO_HOME) .cache .pytest_cache

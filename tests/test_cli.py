@@ -1,0 +1,105 @@
+"""The command line through its public surface: every command, JSON output, and one-line errors with exit 1."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from conftest import needs_data
+from viscover.cli.app import app
+
+pytestmark = needs_data
+runner = CliRunner()
+
+
+def run(*args: str, ok: bool = True):
+    result = runner.invoke(app, [str(a) for a in args])
+    if ok:
+        assert result.exit_code == 0, result.output
+    return result
+
+
+def test_ingest_index_search_info(tmp_path, grocery_manifest):
+    home = tmp_path / "home"
+    out = json.loads(run("ingest", grocery_manifest, "--home", home, "--json").stdout)
+    assert out[0]["added"] == 35 and out[0]["skipped"] == 0
+    assert "35 unchanged" in run("ingest", grocery_manifest, "--home", home).stdout
+    report = json.loads(run("index", "--home", home, "--json", "--workers", "1").stdout)
+    assert (report["embedded"], report["size"], report["kind"]) == (35, 35, "exact")
+    info = json.loads(run("info", "--home", home, "--json").stdout)
+    assert info["items"] == 35 and info["tasks"]["product"]["labels"] == 5
+    assert info["models"]["efficientnet-lite0"]["index"]["items"] == 35
+
+    item = "val/Fruit/Banana/Banana_001.jpg"
+    hits = json.loads(run("search", "--item", item, "-k", "3", "--home", home, "--json").stdout)
+    assert len(hits) == 3 and item not in [h["id"] for h in hits]
+    assert {"score", "id", "labels", "domain", "boards", "image", "duplicates"} <= set(hits[0])
+    filtered = json.loads(run("search", "--item", item, "--label", "category=Banana", "--domain", "photo",
+                              "--home", home, "--json").stdout)
+    assert filtered and all(h["labels"]["category"] == "Banana" and h["domain"] == "photo" for h in filtered)
+    path = hits[0]["image"]["source"]
+    by_image = json.loads(run("search", path, "--crop", "0,0,100,100", "-k", "2", "--binary", "--home", home,
+                              "--json").stdout)
+    assert len(by_image) == 2
+    table = run("search", "--item", item, "-k", "2", "--home", home).stdout
+    assert "results for" in table and "score" in table
+    assert "efficientnet-lite0" in run("info", "--home", home).stdout
+    assert "removed 1 item(s)" in run("remove", item, "--home", home).stdout
+
+
+def test_eval_command_writes_the_specified_json(tmp_path, grocery_manifest):
+    out = tmp_path / "eval.json"
+    result = run("eval", grocery_manifest, "--task", "product", "--query-domain", "photo", "--gallery-domain",
+                 "catalog", "--json", out, "--workers", "1")
+    data = json.loads(out.read_text())
+    assert {"task", "queries", "gallery", "float", "binary"} <= set(data)
+    assert (data["task"], data["queries"], data["gallery"]) == ("product", 30, 5)
+    for side in ("float", "binary"):
+        assert set(data[side]) == {"recall@1", "recall@5", "recall@10", "map@r"}
+        assert data[side]["recall@5"] == 1.0  # 5 products in the gallery: any top-5 contains the right one
+    assert "R@1" in result.stdout and "binary" in result.stdout
+
+
+@pytest.mark.parametrize("args,message", [
+    (["search", "--item", "nope"], "unknown item id 'nope'"),
+    (["search"], "exactly one query"),
+    (["search", "x.jpg", "--item", "y"], "exactly one query"),
+    (["search", "--item", "val/Fruit/Banana/Banana_001.jpg", "--crop", "1,2,3"], "crop box"),
+    (["search", "--item", "val/Fruit/Banana/Banana_001.jpg", "--label", "category"], "TASK=LABEL"),
+    (["search", "--item", "val/Fruit/Banana/Banana_001.jpg", "--model", "no-such-model"], "unknown model"),
+    (["search", "/no/such/image.jpg"], "file not found"),
+    (["ingest", "/no/such/manifest.csv"], "no such file or folder"),
+    (["eval", "/no/such/manifest.csv", "--task", "x"], "no such file"),
+])
+def test_user_errors_exit_1_with_one_line(args, message, indexed_home):
+    result = run(*args, "--home", indexed_home, ok=False) if args[0] != "eval" else run(*args, ok=False)
+    assert result.exit_code == 1, result.output
+    assert "error:" in result.output and message in result.output
+    assert "Traceback" not in result.output
+
+
+def test_eval_errors(tmp_path, grocery_manifest):
+    result = run("eval", grocery_manifest, "--task", "colour", ok=False)
+    assert result.exit_code == 1 and "no row has a label for task 'colour'" in result.output
+    result = run("eval", grocery_manifest, "--task", "product", "--query-domain", "studio", ok=False)
+    assert result.exit_code == 1 and "domain 'studio'" in result.output
+
+
+def test_settings_and_models_are_documented():
+    from viscover.config import Settings
+
+    out = run("info", "--settings").stdout
+    for name in Settings.names():
+        assert name in out
+    assert "onnx:PATH" in run("info", "--models").stdout
+
+
+def test_console_script_runs_as_a_module(indexed_home):
+    proc = subprocess.run([sys.executable, "-m", "viscover", "info", "--json", "--home", str(indexed_home)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["items"] == 59
