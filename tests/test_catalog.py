@@ -151,3 +151,38 @@ def test_remove_items(home, tmp_path):
     with pytest.raises(NotFoundError, match=first):
         home.store.item(first)
     assert home.store.stats()["items"] == 2
+
+
+@pytest.fixture()
+def http_images(tmp_path):
+    """A loopback HTTP server serving a folder of real photos."""
+    import functools
+    import http.server
+    import threading
+
+    folder = tmp_path / "www"
+    folder.mkdir()
+    for f in photos(BANANA, 2):
+        shutil.copy(f, folder / f.name)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    handler.log_message = lambda *a, **k: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", sorted(p.name for p in folder.iterdir())
+    server.shutdown()
+
+
+def test_url_rows_are_downloaded_into_the_home(home, tmp_path, http_images):
+    base, names = http_images
+    rows = [{"path": f"{base}/{n}", "id": n} for n in names] + [{"path": f"{base}/missing.jpg", "id": "gone"}]
+    report = home.ingest(write_csv(rows, tmp_path / "m.csv"))
+    assert report.counts.added == 2
+    assert len(report.skipped) == 1 and "HTTP 404" in report.skipped[0].reason
+    item = home.store.item(names[0])
+    assert item.source == f"{base}/{names[0]}"
+    assert Path(item.uri).is_file() and Path(item.uri).is_relative_to(home.home.images)
+    assert Path(item.uri).read_bytes() == (BANANA / names[0]).read_bytes()
+    home.index()
+    hits = home.search_image(f"{base}/{names[1]}", k=1)  # search by URL
+    assert hits[0].item.key == names[1]
