@@ -103,3 +103,10 @@ def test_console_script_runs_as_a_module(indexed_home):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["items"] == 59
+
+
+def test_commands_on_a_missing_home_say_so(tmp_path):
+    for args in (["search", "--item", "x"], ["index"], ["info"], ["remove", "x"]):
+        result = run(*args, "--home", tmp_path / "nowhere", ok=False)
+        assert result.exit_code == 1 and "no catalogue at" in result.output, args
+    assert not (tmp_path / "nowhere").exists()

@@ -58,8 +58,13 @@ class IndexReport:
 class Engine:
     """A catalogue home folder: its store, embeddings and indexes, and every operation on them."""
 
-    def __init__(self, home: str | Path, settings: Settings | None = None, *, db: str | None = None):
+    def __init__(self, home: str | Path, settings: Settings | None = None, *, db: str | None = None,
+                 create: bool = True):
+        """Open the catalogue in `home`; with create=False a missing home is an error instead of a new catalogue."""
         self.home = Home(Path(home).expanduser().resolve())
+        if not create and not self.home.root.is_dir():
+            raise NotFoundError(f"no catalogue at {self.home.root}; create one with `viscover ingest SOURCE "
+                                f"--home {home}` or point --home (or VISCOVER_HOME) at an existing one")
         self.settings = settings or Settings.load(self.home.root)
         url = db or self.settings.db or self.home.db_url
         if url.startswith("sqlite"):
@@ -85,12 +90,11 @@ class Engine:
         return ingest(self.store, src, blob_dir=self.home.images, settings=self.settings, progress=progress)
 
     def remove(self, keys: list[str]) -> list[str]:
-        """Delete items from the catalogue and from every saved index; return unknown keys."""
-        found = {k: self.store.item(k).id for k in keys if self._exists(k)}
-        unknown = self.store.delete_items(list(found))
-        ids = np.array(sorted(found.values()), np.int64)
+        """Delete items from the catalogue and from every saved index (no rebuild); return the unknown keys."""
+        deleted = self.store.delete_items(keys)
+        ids = np.array(sorted(deleted.values()), np.int64)
         root = self.home.root / "index"
-        for folder in sorted(root.iterdir()) if root.is_dir() else []:
+        for folder in sorted(root.iterdir()) if root.is_dir() and len(ids) else []:
             try:
                 index = VectorIndex.load(folder, self.settings)
             except IndexCorruptError:
@@ -98,14 +102,7 @@ class Engine:
             if index is not None and index.remove(ids):
                 index.save(folder)
                 self._indexes.pop(folder.name, None)
-        return [k for k in keys if k not in found] + unknown
-
-    def _exists(self, key: str) -> bool:
-        try:
-            self.store.item(key)
-            return True
-        except NotFoundError:
-            return False
+        return [k for k in keys if k not in deleted]
 
     # ---- models and indexes ----------------------------------------------------------------------------------
     def embedder(self, model: str | None = None) -> Embedder:
@@ -163,7 +160,7 @@ class Engine:
             gone = index.item_ids[~np.isin(index.item_ids, item_ids)]
             to_remove = np.concatenate([gone, item_ids[changed]])
             add = ~live | changed
-            if index.blocks_add(item_ids[add]) or index.needs_rebuild(len(item_ids)):
+            if index.blocks_add(item_ids[add]) or index.needs_rebuild(len(item_ids), removing=len(to_remove)):
                 index, report.rebuild_reason = None, report.rebuild_reason or "index kind or tombstones"
             else:
                 report.removed = index.remove(to_remove)

@@ -206,16 +206,15 @@ class CatalogStore:
         if rows:
             conn.execute(insert(t.board_items), rows)
 
-    def delete_items(self, keys: Sequence[str]) -> list[str]:
-        """Delete items by key (labels and memberships go with them); return the keys that did not exist."""
+    def delete_items(self, keys: Sequence[str]) -> dict[str, int]:
+        """Delete items by key (labels and memberships go with them); return {key: row id} of those deleted."""
         with self.engine.begin() as conn:
-            found = self._items_by_key(conn, list(keys))
-            ids = [row["id"] for row in found.values()]
-            for part in _chunks(ids):
+            found = {key: row["id"] for key, row in self._items_by_key(conn, list(keys)).items()}
+            for part in _chunks(list(found.values())):
                 conn.execute(delete(t.labels).where(t.labels.c.item_id.in_(part)))
                 conn.execute(delete(t.board_items).where(t.board_items.c.item_id.in_(part)))
                 conn.execute(delete(t.items).where(t.items.c.id.in_(part)))
-        return [k for k in keys if k not in found]
+        return found
 
     def mark_image_error(self, image_id: int, reason: str) -> None:
         """Remember that an image cannot be decoded, so it is not retried on every run."""

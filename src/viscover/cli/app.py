@@ -55,12 +55,12 @@ def handle_errors(fn: Callable) -> Callable:
     return wrapper
 
 
-def _engine(home: Path, db: str | None, **overrides):
+def _engine(home: Path, db: str | None, create: bool = False, **overrides):
     from viscover.config import Settings
     from viscover.engine import Engine
 
     settings = Settings.load(home, overrides=overrides)
-    return Engine(home, settings, db=db)
+    return Engine(home, settings, db=db, create=create)
 
 
 @app.command()
@@ -85,7 +85,7 @@ def ingest(
     """
     from viscover.cli.render import print_ingest_report, rich_progress
 
-    with _engine(home, db, ingest_threads=threads) as engine:
+    with _engine(home, db, create=True, ingest_threads=threads) as engine:
         reports = [engine.ingest(s, label_from_dirs=label_from_dirs, domain=domain, board=board,
                                  progress=rich_progress) for s in sources]
     if json_out:

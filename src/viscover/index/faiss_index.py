@@ -127,11 +127,13 @@ class VectorIndex:
         """True if these ids cannot be added without a rebuild (they are tombstoned in an HNSW graph)."""
         return bool(len(self.tombstones)) and bool(np.isin(item_ids, self.tombstones).any())
 
-    def needs_rebuild(self, future_size: int | None = None) -> bool:
-        """Too many tombstones, or a size that calls for another kind of index."""
+    def needs_rebuild(self, future_size: int | None = None, removing: int = 0) -> bool:
+        """Too many tombstones (counting `removing` ids about to be removed), or a size that calls for another
+        kind of index."""
         size = len(self) if future_size is None else future_size
         total = len(self) + len(self.tombstones)
-        if total and len(self.tombstones) / total > self.settings.compact_ratio:
+        dead = len(self.tombstones) + (removing if (self.hnsw or self.binary_hnsw) else 0)
+        if total and dead / total > self.settings.compact_ratio:
             return True
         return (size > self.settings.hnsw_threshold) != self.hnsw or \
             (size > self.settings.binary_hnsw_threshold) != self.binary_hnsw
