@@ -87,7 +87,7 @@ def main() -> None:
     print(f"decoding {len(rows)} images for the raw reference ...", file=sys.stderr)
     pixels = np.stack([load_pixels(ImageJob(i, r["path"]), embedder, settings) for i, r in enumerate(rows)])
     threads = os.cpu_count() or 1
-    raw_runs: dict[int, list[float]] = {b: [] for b in (1, 2, 4, 8, 16)}
+    raw_runs: dict[int, list[float]] = {b: [] for b in (1, 2, 4, 8)}
     pipe_runs: list[dict] = []
     for rep in range(args.repeats):
         for b in raw_runs:

@@ -165,7 +165,8 @@ class VectorIndex:
                 allowed = np.setdiff1d(allowed, excluded)
             if len(allowed) <= _EXACT_SUBSET:
                 return self._search_subset(floats, bits, k, allowed, binary)
-        k = max(0, min(k, len(self) - (0 if excluded is None else len(excluded))))
+        gone = 0 if excluded is None else int(self.contains(np.asarray(excluded, np.int64)).sum())
+        k = max(0, min(k, len(self) - gone))
         if k == 0:
             return Hits(np.zeros(0, np.int64), np.zeros(0, np.float32))
         selector = self._selector(allowed, excluded)
