@@ -4,6 +4,8 @@
     python benchmarks/dedup_calibration.py [--model efficientnet-lite0] [--per-dataset 200] [--json out.json]
 
 A good `dedup_threshold` sits above most edited-copy distances and below the nearest-different-photo distances.
+Vectors go through the index's codec (centred on the mean of the original photos, then L2-normalised), as search
+compares them.
 """
 
 from __future__ import annotations
@@ -45,14 +47,14 @@ def main() -> None:
     from viscover import Settings
     from viscover.embed import load_embedder
     from viscover.embed.base import to_pixels
+    from viscover.index import Codec
 
     embedder = load_embedder(args.model)
     files = sorted((DATA / "grocery" / "train").rglob("*.jpg"))[::10][:args.per_dataset]
     files += sorted((DATA / "clothing" / "images").glob("*.jpg"))[:args.per_dataset]
 
     def embed(img: Image.Image) -> np.ndarray:
-        v = embedder.embed(to_pixels(img.convert("RGB"), embedder.spec)[None])[0]
-        return v / np.linalg.norm(v)
+        return embedder.embed(to_pixels(img.convert("RGB"), embedder.spec)[None])[0]
 
     originals, edited = [], {k: [] for k in EDITS}
     for f in files:
@@ -60,9 +62,11 @@ def main() -> None:
         originals.append(embed(im))
         for name, edit in EDITS.items():
             edited[name].append(embed(edit(im)))
-    orig = np.stack(originals)
+    codec = Codec.identity(embedder.dim) if embedder.centered else Codec.fit(np.stack(originals))
+    orig = codec.floats(np.stack(originals))
+    edited = {name: codec.floats(np.stack(v)) for name, v in edited.items()}
     q = lambda d: {p: round(float(np.percentile(d, p)), 4) for p in (1, 5, 50, 95, 99)}  # noqa: E731
-    edits = {name: q(1 - (np.stack(v) * orig).sum(1)) for name, v in edited.items()}
+    edits = {name: q(1 - (v * orig).sum(1)) for name, v in edited.items()}
     sims = orig @ orig.T
     np.fill_diagonal(sims, -1)
     nearest_other = 1 - sims.max(1)
@@ -72,7 +76,7 @@ def main() -> None:
           "nearest_different_photo_distance_percentiles": q(nearest_other),
           "nearest_different_photo_min": round(float(nearest_other.min()), 4),
           "default_threshold": threshold,
-          "edited_copies_collapsed_at_default": {k: round(float(np.mean(1 - (np.stack(v) * orig).sum(1) < threshold)),
+          "edited_copies_collapsed_at_default": {k: round(float(np.mean(1 - (v * orig).sum(1) < threshold)),
                                                           3) for k, v in edited.items()},
           "different_photos_merged_at_default": round(float(np.mean(nearest_other < threshold)), 4)},
          args.json)

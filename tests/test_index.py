@@ -43,7 +43,7 @@ def test_exact_search_equals_brute_force():
 
 
 def test_hnsw_recall_against_brute_force():
-    index, raw, ids = build(n=3000, hnsw=True, hnsw_ef_search=64)
+    index, raw, ids = build(n=3000, hnsw=True)  # default efSearch
     assert index.describe()["float"] == "hnsw"
     queries = clustered(50, seed=7)
     recall = np.mean([len(set(search(index, q, 10).ids) & set(brute(index, raw, ids, q[None], 10))) / 10

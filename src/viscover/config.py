@@ -39,11 +39,12 @@ class Settings:
     hnsw_threshold: int = _s(50_000, "Vectors above which the float index uses HNSW instead of exact search.")
     hnsw_m: int = _s(32, "HNSW graph degree (M).")
     hnsw_ef_construction: int = _s(80, "HNSW efConstruction: build-time beam width.")
-    hnsw_ef_search: int = _s(96, "HNSW efSearch: query-time beam width (recall vs latency).")
+    hnsw_ef_search: int = _s(256, "HNSW efSearch: query-time beam width (recall vs latency).")
     binary_hnsw_threshold: int = _s(2_000_000, "Codes above which the binary index uses HNSW instead of exact Hamming.")
-    binary_rerank: int = _s(10, "Binary search fetches k times this many by Hamming, then re-ranks them by float.")
+    binary_rerank: int = _s(20, "Binary search fetches k times this many by Hamming, then re-ranks them by float.")
     compact_ratio: float = _s(0.2, "Rebuild an HNSW index when this fraction of it is deleted (tombstoned).")
-    dedup_threshold: float = _s(0.04, "Collapse results whose cosine distance to a better result is below this.")
+    dedup_threshold: float = _s(0.05, "Collapse results whose cosine distance to a better result is below this "
+                                "(calibrated by benchmarks/dedup_calibration.py).")
     default_k: int = _s(10, "Results returned by search when k is not given.")
 
     @classmethod

@@ -168,7 +168,7 @@ def _row(record: dict[str, Any], where: str, base: Path, domain: str | None) -> 
         parts = value if isinstance(value, list) else (_text(value) or "").split(";")
         boards = sorted({b for b in (_text(p) for p in parts) if b})
     for name, value in [("id", key), *fields.items(), *labels.items()]:
-        if value is not None and any(0xDC80 <= ord(ch) <= 0xDCFF for ch in value):
+        if value is not None and not value.isascii() and any(0xDC80 <= ord(ch) <= 0xDCFF for ch in value):
             raise BadManifestError(f"{name!r} is not valid UTF-8 text; save the manifest as UTF-8")
     return SourceRow(where=where, location=location, key=key, fields=fields, labels=labels, boards=boards)
 

@@ -67,6 +67,12 @@ def to_pixels(img: Image.Image, spec: InputSpec) -> np.ndarray:
     return np.asarray(out, dtype=np.uint8)
 
 
+def slug(text: str, length: int = 48) -> str:
+    """A file-name-safe fragment of a model name or path for storage keys (the end: paths differ at the end)."""
+    out = "".join(c if c.isalnum() or c in "-_." else "-" for c in text.lower()).strip("-.")
+    return out[-length:].strip("-.") or "model"
+
+
 class Embedder(Protocol):
     """An image model: `embed` maps (N, size, size, 3) uint8 pixels to (N, dim) float32 raw embeddings."""
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from viscover.embed.base import InputSpec
+from viscover.embed.base import InputSpec, slug
 from viscover.errors import ModelError
 
 
@@ -50,7 +50,7 @@ class HFEmbedder:
         self.centered = False
         self.spec = _spec_from_processor(name_or_path, config)
         self.name = f"hf:{name_or_path}"
-        self.key = f"hf-{_slug(name_or_path)}-{_digest(name_or_path)}"
+        self.key = f"hf-{slug(name_or_path)}-{_digest(name_or_path)}"
         self.dim = int(self.embed(np.zeros((1, self.spec.size, self.spec.size, 3), np.uint8)).shape[1])
 
     def embed(self, pixels: np.ndarray) -> np.ndarray:
@@ -86,11 +86,6 @@ def _spec_from_processor(name_or_path: str, config) -> InputSpec:
         pass  # no processor config: the defaults above
     return InputSpec(size=size, resize=max(resize, size), layout="NCHW", dtype="float32",
                      mean=tuple(255.0 * m for m in mean), std=tuple(255.0 * s for s in std))
-
-
-def _slug(text: str) -> str:
-    out = "".join(c if c.isalnum() or c in "-_." else "-" for c in text.lower()).strip("-.")
-    return out[-48:] or "model"
 
 
 def _digest(name_or_path: str) -> str:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from viscover.embed.base import InputSpec
+from viscover.embed.base import InputSpec, slug
 from viscover.errors import ModelError
 
 MODEL_JSON = "model.json"
@@ -96,7 +96,7 @@ def load_onnx_file(path: Path, threads: int = 0) -> OnnxEmbedder:
             spec = InputSpec.from_dict(data.get("input", data))
         except (ValueError, TypeError) as e:
             raise ModelError(f"{sidecar}: not a valid input spec ({e})") from None
-    key = f"onnx-{_slug(path.stem)}-{file_digest(path)}"
+    key = f"onnx-{slug(path.stem)}-{file_digest(path)}"
     if spec is not None:  # the sidecar changes the embeddings, so it must change where they are stored too
         key += "-" + hashlib.sha256(json.dumps(spec.to_dict(), sort_keys=True).encode()).hexdigest()[:6]
     return OnnxEmbedder(path, name=f"onnx:{path}", key=key, spec=spec, threads=threads)
@@ -117,11 +117,6 @@ def load_model_dir(folder: Path, threads: int = 0, name: str | None = None) -> O
     """A viscover model folder: model.onnx plus model.json (input spec, key, dimension)."""
     meta = read_model_json(folder)
     spec = InputSpec.from_dict(meta.get("input", {}))
-    key = meta.get("key") or f"model-{_slug(folder.name)}-{file_digest(folder / MODEL_ONNX)}"
+    key = meta.get("key") or f"model-{slug(folder.name)}-{file_digest(folder / MODEL_ONNX)}"
     return OnnxEmbedder(folder / MODEL_ONNX, name=name or str(folder), key=key, spec=spec, threads=threads,
                         centered=bool(meta.get("centered", False)))
-
-
-def _slug(text: str) -> str:
-    out = "".join(c if c.isalnum() or c in "-_." else "-" for c in text.lower()).strip("-.")
-    return out[:48] or "model"

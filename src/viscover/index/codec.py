@@ -1,9 +1,10 @@
-"""From raw model vectors to what is indexed: L2-normalised floats, and sign bits of centred vectors.
+"""From raw model vectors to what is indexed: centred, L2-normalised floats, and sign bits of centred vectors.
 
-Raw backbone features are not centred (ReLU features are mostly positive), so thresholding them at 0 would give
-nearly constant bits. Before binarising, the codec subtracts a per-dimension centre: the mean of the catalogue's
-vectors, or 0 for models whose output is already centred (the LayerNorm of a trained viscover model).
-Floats are not centred: on the grocery and clothing data centring cost 0.3-0.8 points of float Recall@1.
+Raw backbone features are not centred (ReLU6 features are non-negative), so thresholding them at 0 would give
+nearly constant bits. The codec subtracts a per-dimension centre: the mean of the catalogue's vectors, or 0 for
+models whose output is already centred (the LayerNorm of a trained viscover model). Centring the floats too
+(EfficientNet-Lite0, untrained): grocery photo->catalog Recall@1 0.385 -> 0.422, clothing category 0.736 -> 0.740,
+grocery photo->photo 0.909 -> 0.905 (one query in 296).
 """
 
 from __future__ import annotations
@@ -33,8 +34,8 @@ class Codec:
         return np.atleast_2d(np.asarray(vectors, np.float32)) - self.center
 
     def floats(self, vectors: np.ndarray) -> np.ndarray:
-        """L2-normalised float32 rows: inner product = cosine similarity."""
-        x = np.atleast_2d(np.asarray(vectors, np.float32))
+        """Centred, L2-normalised float32 rows: inner product = cosine similarity."""
+        x = self.centred(vectors)
         norms = np.linalg.norm(x, axis=1, keepdims=True)
         return np.ascontiguousarray(x / np.maximum(norms, 1e-12), dtype=np.float32)
 

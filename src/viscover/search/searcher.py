@@ -11,7 +11,7 @@ from viscover.search.results import SearchHit, collapse_duplicates
 
 def run_search(store: CatalogStore, index: VectorIndex, floats: np.ndarray, bits: np.ndarray, *, k: int,
                filters: Filters = Filters(), binary: bool = False, exclude: np.ndarray | None = None,
-               collapse: bool = True, dedup_threshold: float = 0.04) -> list[SearchHit]:
+               collapse: bool = True, dedup_threshold: float) -> list[SearchHit]:
     """Top-k results for a query vector. Collapsing may absorb results, so it fetches more until k remain."""
     allowed = store.filter_item_ids(filters) if filters else None
     fetch = k * 3 if collapse else k
