@@ -198,3 +198,20 @@ def test_worker_processes_give_the_same_vectors(tmp_path):
         results[workers] = out
     assert np.allclose(results[1], results[2], atol=1e-4)
     assert np.abs(results[1]).sum(axis=1).min() > 0
+
+
+def test_damaged_index_is_detected_and_rebuilt_from_embeddings(tmp_path):
+    from viscover.index import IndexCorruptError
+
+    photos_ = sorted((GROCERY / "train/Fruit/Banana").glob("*.jpg"))[:5]
+    with Engine(tmp_path / "home", Settings(workers=1)) as engine:
+        engine.ingest(write_csv([{"path": str(p), "id": p.stem} for p in photos_], tmp_path / "m.csv"))
+        engine.index()
+    target = next((tmp_path / "home" / "index" / "efficientnet-lite0").glob("float-*.faiss"))
+    target.write_bytes(target.read_bytes()[:-100])  # truncated, e.g. by a full disk
+    with Engine(tmp_path / "home", Settings(workers=1)) as engine:
+        with pytest.raises(IndexCorruptError, match="run `viscover index` to rebuild"):
+            engine.search_image(photos_[0], k=1)
+        report = engine.index()
+        assert report.rebuilt and "checksum" in report.rebuild_reason and report.embedded == 0
+        assert engine.search_image(photos_[0], k=1)[0].item.key == photos_[0].stem

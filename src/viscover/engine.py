@@ -140,10 +140,11 @@ class Engine:
         return report
 
     def _sync_index(self, embedder: Embedder, vectors: EmbeddingStore, rebuild: bool, report: IndexReport) -> None:
+        """Make the saved index hold exactly the items whose image has a vector: add and remove in place when
+        possible, else rebuild from the stored embeddings."""
         folder = self.home.index(embedder.key)
         item_ids, image_ids = self.store.item_images()
-        embedded = vectors.ids()
-        keep = np.isin(image_ids, embedded)
+        keep = np.isin(image_ids, vectors.ids())
         item_ids, image_ids = item_ids[keep], image_ids[keep]
         index = None
         if not rebuild:
@@ -157,24 +158,18 @@ class Engine:
             live = index.contains(item_ids)
             changed = live.copy()
             changed[live] = index.image_of(item_ids[live]) != image_ids[live]
-            gone = index.item_ids[~np.isin(index.item_ids, item_ids)]
-            to_remove = np.concatenate([gone, item_ids[changed]])
+            to_remove = np.concatenate([index.item_ids[~np.isin(index.item_ids, item_ids)], item_ids[changed]])
             add = ~live | changed
             if index.blocks_add(item_ids[add]) or index.needs_rebuild(len(item_ids), removing=len(to_remove)):
                 index, report.rebuild_reason = None, report.rebuild_reason or "index kind or tombstones"
             else:
                 report.removed = index.remove(to_remove)
-                if add.any():
-                    img_ids, raw = vectors.load(np.unique(image_ids[add]))
-                    rows = np.searchsorted(img_ids, image_ids[add])
-                    index.add(item_ids[add], image_ids[add], raw[rows])
+                index.add(item_ids[add], image_ids[add], _raw_vectors(vectors, image_ids[add], embedder.dim))
                 report.added = int(add.sum())
         if index is None:
-            img_ids, raw = vectors.load(np.unique(image_ids))
-            rows = np.searchsorted(img_ids, image_ids)
-            raw_items = raw[rows] if len(rows) else np.zeros((0, embedder.dim), np.float32)
             codec = Codec.identity(embedder.dim) if embedder.centered else None
-            index = VectorIndex.build(item_ids, image_ids, raw_items, self.settings, codec=codec, model=embedder.name)
+            index = VectorIndex.build(item_ids, image_ids, _raw_vectors(vectors, image_ids, embedder.dim),
+                                      self.settings, codec=codec, model=embedder.name)
             report.rebuilt, report.added = True, len(item_ids)
         index.save(folder)
         self._indexes[embedder.key] = index
@@ -184,7 +179,10 @@ class Engine:
         """The saved index of a model, loaded once and kept."""
         embedder = self.embedder(model)
         if embedder.key not in self._indexes:
-            index = VectorIndex.load(self.home.index(embedder.key), self.settings)
+            try:
+                index = VectorIndex.load(self.home.index(embedder.key), self.settings)
+            except IndexCorruptError as e:
+                raise IndexCorruptError(f"{e}; run `viscover index` to rebuild it from the stored embeddings") from None
             if index is None:
                 raise NotFoundError(f"no index for model {embedder.name} in {self.home.root}; run `viscover index`"
                                     + (f" --model {model}" if model else ""))
@@ -264,3 +262,11 @@ class Engine:
 def _in(value: int, sorted_ids: np.ndarray) -> bool:
     pos = np.searchsorted(sorted_ids, value)
     return bool(pos < len(sorted_ids) and sorted_ids[pos] == value)
+
+
+def _raw_vectors(vectors: EmbeddingStore, image_ids: np.ndarray, dim: int) -> np.ndarray:
+    """Stored raw vectors aligned with `image_ids` (which may repeat: items can share an image)."""
+    if len(image_ids) == 0:
+        return np.zeros((0, dim), np.float32)
+    ids, raw = vectors.load(np.unique(image_ids))
+    return raw[np.searchsorted(ids, image_ids)]
