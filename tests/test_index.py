@@ -69,6 +69,8 @@ def test_codec_bits_are_signs_of_centred_vectors():
     bits = np.unpackbits(codec.bits(raw), axis=1)[:, :DIM]
     assert np.array_equal(bits == 1, raw - raw.mean(0) > 0)
     assert 0.3 < bits.mean() < 0.7  # centring balances the bits
+    index = VectorIndex.build(np.arange(100), np.arange(100), raw, Settings(), codec=codec)
+    assert np.array_equal(index.stored_bits(np.arange(100)), codec.bits(raw))  # same bits as indexed
     assert np.allclose(np.linalg.norm(codec.floats(raw), axis=1), 1)
 
 

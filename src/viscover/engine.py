@@ -21,7 +21,7 @@ from viscover.catalog.sources import open_source
 from viscover.catalog.store import CatalogStore, Filters
 from viscover.config import Settings
 from viscover.embed import Embedder, load_embedder, resolve_model
-from viscover.embed.pipeline import ImageJob, embed_batch, embed_images
+from viscover.embed.pipeline import ImageJob, decode_pixels, embed_batch, embed_images
 from viscover.embed.vectors import EmbeddingStore
 from viscover.errors import BadImageError, BadRequestError, NotFoundError
 from viscover.imaging import CropBox
@@ -219,11 +219,7 @@ class Engine:
     def _embed_one(self, image: str | Path | bytes, crop: CropBox | None, model: str | None) -> np.ndarray:
         embedder = self.embedder(model)
         if isinstance(image, bytes):
-            from viscover.embed.base import to_pixels
-            from viscover.imaging import decode_image
-
-            img = decode_image(image, max_pixels=self.settings.max_image_pixels, name="uploaded image", crop=crop)
-            return embedder.embed(to_pixels(img, embedder.spec)[None])
+            return embedder.embed(decode_pixels(image, embedder, self.settings, name="uploaded image", crop=crop)[None])
         batch = embed_batch([ImageJob(0, str(image), crop)], embedder, self.settings)
         if batch.failures:
             raise BadImageError(batch.failures[0][1])

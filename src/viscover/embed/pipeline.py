@@ -39,8 +39,15 @@ class EmbedBatch:
 
 
 def load_pixels(job: ImageJob, embedder: Embedder, settings: Settings) -> np.ndarray:
+    """Read, decode and shape one job's image for the model."""
     data = read_image_bytes(job.uri, max_bytes=settings.max_image_bytes, timeout=settings.url_timeout)
-    img = decode_image(data, max_pixels=settings.max_image_pixels, name=job.uri, crop=job.crop,
+    return decode_pixels(data, embedder, settings, name=job.uri, crop=job.crop)
+
+
+def decode_pixels(data: bytes, embedder: Embedder, settings: Settings, *, name: str,
+                  crop: CropBox | None = None) -> np.ndarray:
+    """Image bytes -> (size, size, 3) uint8 pixels for the model (JPEGs decoded at reduced scale when possible)."""
+    img = decode_image(data, max_pixels=settings.max_image_pixels, name=name, crop=crop,
                        min_size=embedder.spec.resize)
     return to_pixels(img, embedder.spec)
 

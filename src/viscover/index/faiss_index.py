@@ -38,8 +38,8 @@ class Hits:
 
 
 class VectorIndex:
-    def __init__(self, codec: Codec, settings: Settings, *, hnsw: bool | None = None,
-                 binary_hnsw: bool | None = None, model: str = ""):
+    def __init__(self, codec: Codec, settings: Settings, *, hnsw: bool = False, binary_hnsw: bool = False,
+                 model: str = ""):
         self.codec = codec
         self.dim = codec.dim
         self.model = model
@@ -47,8 +47,8 @@ class VectorIndex:
         self.item_ids = np.zeros(0, np.int64)  # live items, sorted
         self.image_ids = np.zeros(0, np.int64)  # image of each live item
         self.tombstones = np.zeros(0, np.int64)  # ids still inside HNSW graphs but deleted
-        self.hnsw = bool(hnsw)
-        self.binary_hnsw = bool(binary_hnsw)
+        self.hnsw = hnsw
+        self.binary_hnsw = binary_hnsw
         self.float_index = self._new_float_index()
         self.binary_index = self._new_binary_index()
 
@@ -149,7 +149,8 @@ class VectorIndex:
         return self.float_index.reconstruct_batch(item_ids)
 
     def stored_bits(self, item_ids: np.ndarray) -> np.ndarray:
-        return np.stack([self.binary_index.reconstruct(int(i)) for i in item_ids])
+        """Sign bits of live items: those of their stored floats (normalising does not change signs)."""
+        return np.packbits(self.stored_floats(item_ids) > 0, axis=1)
 
     def search(self, floats: np.ndarray, bits: np.ndarray, k: int, *, binary: bool = False,
                allowed: np.ndarray | None = None, excluded: np.ndarray | None = None) -> Hits:
@@ -223,7 +224,7 @@ class VectorIndex:
         if len(allowed) == 0 or k <= 0:
             return Hits(np.zeros(0, np.int64), np.zeros(0, np.float32))
         if binary:
-            codes = np.stack([self.binary_index.reconstruct(int(i)) for i in allowed])
+            codes = self.stored_bits(allowed)
             dist = np.bitwise_count(np.bitwise_xor(codes, np.asarray(bits, np.uint8).reshape(1, -1))).sum(axis=1)
             short = allowed[np.argsort(dist, kind="stable")[: k * self.settings.binary_rerank]]
             ids, scores = self._rerank(floats, short, k)
