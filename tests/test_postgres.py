@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from conftest import needs_data, write_csv
+from conftest import needs_data
 from viscover import Engine, Settings
 from viscover.catalog.store import Filters
 

@@ -3,7 +3,6 @@ and resumable indexing."""
 
 from __future__ import annotations
 
-import io
 import shutil
 
 import numpy as np

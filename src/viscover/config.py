@@ -59,7 +59,7 @@ class Settings:
     @classmethod
     def load(cls, home: Path | None = None, overrides: Mapping[str, Any] | None = None,
              environ: Mapping[str, str] | None = None) -> "Settings":
-        """Defaults, then `<home>/viscover.toml`, then `VISCOVER_*` variables, then `overrides` (None values skipped)."""
+        """Defaults, then `<home>/viscover.toml`, then `VISCOVER_*` variables, then `overrides` (None: skipped)."""
         values: dict[str, Any] = {}
         if home is not None and (home / CONFIG_FILE).is_file():
             path = home / CONFIG_FILE

@@ -70,7 +70,8 @@ def ingest(
                                                   "(.csv, .tsv, .jsonl, .parquet).")],
     label_from_dirs: Annotated[Optional[str], typer.Option(help="For folders: use each image's parent folder "
                                                            "name as its label for this TASK.", metavar="TASK")] = None,
-    domain: Annotated[Optional[str], typer.Option(help="Domain for items that have none (e.g. photo, catalog).")] = None,
+    domain: Annotated[Optional[str], typer.Option(help="Domain for items that have none (e.g. photo, "
+                                                  "catalog).")] = None,
     board: Annotated[Optional[str], typer.Option(help="For folders: put every image on this board.")] = None,
     threads: Annotated[Optional[int], typer.Option(help="Reader/downloader threads.")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,

@@ -59,8 +59,9 @@ def print_index_report(report) -> None:
 def print_hits(hits, query: str, crop=None) -> None:
     title = f"results for {query}" + (f" crop {crop}" if crop else "")
     table = Table(title=title, title_justify="left")
-    for col, kw in [("#", {"justify": "right"}), ("score", {"justify": "right"}), ("id", {"overflow": "fold"}), ("labels", {}),
-                    ("domain", {}), ("dups", {"justify": "right"})]:
+    columns = [("#", {"justify": "right"}), ("score", {"justify": "right"}), ("id", {"overflow": "fold"}),
+               ("labels", {}), ("domain", {}), ("dups", {"justify": "right"})]
+    for col, kw in columns:
         table.add_column(col, **kw)
     for rank, hit in enumerate(hits, 1):
         labels = ", ".join(f"{k}={v}" for k, v in sorted(hit.item.labels.items()))
