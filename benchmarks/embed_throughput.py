@@ -85,7 +85,7 @@ def main() -> None:
     manifest = tmp / "images.csv"
     write_manifest(rows, manifest)
     print(f"decoding {len(rows)} images for the raw reference ...", file=sys.stderr)
-    pixels = np.stack([load_pixels(ImageJob(i, r["path"]), embedder, settings) for i, r in enumerate(rows)])
+    pixels = np.stack([load_pixels(ImageJob(i, r["path"]), embedder.spec, settings) for i, r in enumerate(rows)])
     threads = os.cpu_count() or 1
     raw_runs: dict[int, list[float]] = {b: [] for b in (1, 2, 4, 8)}
     pipe_runs: list[dict] = []
@@ -99,7 +99,7 @@ def main() -> None:
     sample = rows[: min(500, len(rows))]
     start = time.perf_counter()
     for i, r in enumerate(sample):
-        load_pixels(ImageJob(i, r["path"]), embedder, settings)
+        load_pixels(ImageJob(i, r["path"]), embedder.spec, settings)
     decode_ms = (time.perf_counter() - start) / len(sample) * 1000
     one_thread = raw_onnxruntime(model_path, pixels[:1000], settings.batch_size, 1)
     workers = worker_count(settings)

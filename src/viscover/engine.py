@@ -219,7 +219,8 @@ class Engine:
     def _embed_one(self, image: str | Path | bytes, crop: CropBox | None, model: str | None) -> np.ndarray:
         embedder = self.embedder(model)
         if isinstance(image, bytes):
-            return embedder.embed(decode_pixels(image, embedder, self.settings, name="uploaded image", crop=crop)[None])
+            pixels = decode_pixels(image, embedder.spec, self.settings, name="uploaded image", crop=crop)
+            return embedder.embed(pixels[None])
         batch = embed_batch([ImageJob(0, str(image), crop)], embedder, self.settings)
         if batch.failures:
             raise BadImageError(batch.failures[0][1])

@@ -203,6 +203,65 @@ def eval_(
         err_console.print(f"wrote {json_path}")
 
 
+def _train_help(name: str) -> str:
+    from viscover.train.config import TrainConfig
+
+    return TrainConfig.help(name)
+
+
+@app.command()
+@handle_errors
+def train(
+    manifests: Annotated[list[Path], typer.Argument(help="Labelled manifests to train from.")],
+    task: Annotated[list[str], typer.Option("--task", "-t", help="A task to train (column label.<task>); "
+                                            "repeat for several. Each gets its own NormSoftmax head.")],
+    out: Annotated[Optional[Path], typer.Option(help=_train_help("out"))] = None,
+    dim: Annotated[Optional[int], typer.Option(help=_train_help("dim"))] = None,
+    epochs: Annotated[Optional[int], typer.Option(help=_train_help("epochs"))] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help=_train_help("batch_size"))] = None,
+    per_class: Annotated[Optional[int], typer.Option(help=_train_help("per_class"))] = None,
+    sampled_classes: Annotated[Optional[int], typer.Option(help=_train_help("sampled_classes"))] = None,
+    temperature: Annotated[Optional[float], typer.Option(help=_train_help("temperature"))] = None,
+    lr: Annotated[Optional[float], typer.Option(help=_train_help("lr"))] = None,
+    views: Annotated[Optional[int], typer.Option(help=_train_help("views"))] = None,
+    rotate_bits: Annotated[Optional[bool], typer.Option(help=_train_help("rotate_bits"))] = None,
+    binary_weight: Annotated[Optional[float], typer.Option(help=_train_help("binary_weight"))] = None,
+    finetune_blocks: Annotated[Optional[int], typer.Option(help=_train_help("finetune_blocks"))] = None,
+    backbone: Annotated[Optional[str], typer.Option(help=_train_help("backbone"))] = None,
+    val_split: Annotated[Optional[str], typer.Option(help=_train_help("val_split"))] = None,
+    balance_domains: Annotated[Optional[bool], typer.Option(help=_train_help("balance_domains"))] = None,
+    seed: Annotated[Optional[int], typer.Option(help=_train_help("seed"))] = None,
+    workers: Annotated[Optional[int], typer.Option(help=_train_help("workers"))] = None,
+    resume: Annotated[bool, typer.Option(help="Continue from the checkpoint in --out if there is one.")] = False,
+) -> None:
+    """Train a unified embedding on labelled manifests: multi-task NormSoftmax, class-balanced batches mixing
+    every (manifest, domain, task) stream, binarisable into bits.
+
+    By default the trunk is frozen: its features are computed once per image and augmented view (cached in the
+    user cache folder), then the embedding head trains in seconds per epoch. Shows per-epoch validation Recall@1
+    (rows whose split is --val-split), saves a checkpoint every epoch, and writes --out as a model folder that
+    --model takes everywhere. Unset options take the defaults shown by --help.
+    """
+    from viscover.cli.render import _problems, console, rich_progress
+    from viscover.train.config import TrainConfig
+    from viscover.train.loop import train as run_training
+
+    given = {k: v for k, v in dict(out=out, dim=dim, epochs=epochs, batch_size=batch_size, per_class=per_class,
+                                   sampled_classes=sampled_classes, temperature=temperature, lr=lr, views=views,
+                                   rotate_bits=rotate_bits, binary_weight=binary_weight,
+                                   finetune_blocks=finetune_blocks, backbone=backbone, val_split=val_split,
+                                   balance_domains=balance_domains, seed=seed, workers=workers).items()
+             if v is not None}
+    if "out" in given:
+        given["out"] = str(given["out"])
+    config = TrainConfig.from_dict({"manifests": [str(m) for m in manifests], "tasks": list(task), **given})
+    result = run_training(config, resume=resume, progress=rich_progress,
+                          log=lambda message: console.print(message, highlight=False))
+    _problems(result.problems, "images")
+    console.print(f"model written to [bold]{result.out}[/] (report.json, curves.png); use it with "
+                  f"--model {result.out}")
+
+
 @app.command()
 @handle_errors
 def remove(

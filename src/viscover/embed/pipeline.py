@@ -13,7 +13,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from viscover.config import Settings
-from viscover.embed.base import Embedder, to_pixels
+from viscover.embed.base import Embedder, InputSpec, to_pixels
 from viscover.embed.registry import load_embedder
 from viscover.errors import BadImageError
 from viscover.imaging import CropBox, decode_image, read_image_bytes
@@ -22,11 +22,13 @@ from viscover.progress import ProgressFactory, no_progress
 
 @dataclass(frozen=True)
 class ImageJob:
-    """One image to embed: a caller's id for it, where to read it, and an optional crop."""
+    """One image to embed: a caller's id for it, where to read it, an optional crop, and an optional seed for a
+    random training augmentation (see `viscover.imaging.augment`)."""
 
     id: int
     uri: str
     crop: CropBox | None = None
+    augment_seed: int | None = None
 
 
 @dataclass
@@ -38,18 +40,22 @@ class EmbedBatch:
     failures: list[tuple[int, str]] = field(default_factory=list)
 
 
-def load_pixels(job: ImageJob, embedder: Embedder, settings: Settings) -> np.ndarray:
-    """Read, decode and shape one job's image for the model."""
+def load_pixels(job: ImageJob, spec: InputSpec, settings: Settings) -> np.ndarray:
+    """Read, decode and shape one job's image for a model with input convention `spec`."""
     data = read_image_bytes(job.uri, max_bytes=settings.max_image_bytes, timeout=settings.url_timeout)
-    return decode_pixels(data, embedder, settings, name=job.uri, crop=job.crop)
+    return decode_pixels(data, spec, settings, name=job.uri, crop=job.crop, augment_seed=job.augment_seed)
 
 
-def decode_pixels(data: bytes, embedder: Embedder, settings: Settings, *, name: str,
-                  crop: CropBox | None = None) -> np.ndarray:
+def decode_pixels(data: bytes, spec: InputSpec, settings: Settings, *, name: str,
+                  crop: CropBox | None = None, augment_seed: int | None = None) -> np.ndarray:
     """Image bytes -> (size, size, 3) uint8 pixels for the model (JPEGs decoded at reduced scale when possible)."""
     img = decode_image(data, max_pixels=settings.max_image_pixels, name=name, crop=crop,
-                       min_size=embedder.spec.resize)
-    return to_pixels(img, embedder.spec)
+                       min_size=spec.resize if augment_seed is None else None)
+    if augment_seed is not None:
+        from viscover.imaging.augment import augment
+
+        img = augment(img, augment_seed)
+    return to_pixels(img, spec)
 
 
 def embed_batch(jobs: Sequence[ImageJob], embedder: Embedder, settings: Settings) -> EmbedBatch:
@@ -58,7 +64,7 @@ def embed_batch(jobs: Sequence[ImageJob], embedder: Embedder, settings: Settings
     pixels: list[np.ndarray] = []
     for i, job in enumerate(jobs):
         try:
-            pixels.append(load_pixels(job, embedder, settings))
+            pixels.append(load_pixels(job, embedder.spec, settings))
             ids.append(job.id)
         except BadImageError as e:
             failures.append((job.id, str(e)))
