@@ -42,7 +42,7 @@ def export_model(model: UnifiedModel, trunk, config: TrainConfig, data: TrainDat
               "streams": {s.name: {"train": int(len(s.train_rows)), "val": int(len(s.val_rows))}
                           for s in data.streams}}
     atomic_write_bytes(out / "report.json", json.dumps(report, indent=2).encode())
-    plot_curves(history, out / "curves.png")
+    plot_curves(history, out / "curves.png", final)
 
 
 @torch.no_grad()
@@ -58,8 +58,9 @@ def _check_export(full: ExportModel, out: Path) -> dict:
     return {"max_abs_difference": diff}
 
 
-def plot_curves(history: list[dict], path: Path) -> None:
-    """Training loss per task and validation Recall@1 per stream (float solid, binary dashed) by epoch."""
+def plot_curves(history: list[dict], path: Path, final: dict | None = None) -> None:
+    """Training loss per task and validation Recall@1 per stream (float solid, binary dashed) by epoch; crosses
+    mark the exported model's binary Recall@1 (after the bit rotation)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -75,7 +76,9 @@ def plot_curves(history: list[dict], path: Path) -> None:
         line, = right.plot(epochs, [h["val"].get(name, {}).get("recall@1", np.nan) for h in history], label=name)
         right.plot(epochs, [h["val"].get(name, {}).get("binary_recall@1", np.nan) for h in history], "--",
                    color=line.get_color())
-    right.set(title="validation Recall@1 (dashed: binary)", xlabel="epoch", ylabel="Recall@1")
+        if final and name in final and epochs:
+            right.plot([epochs[-1]], [final[name]["binary_recall@1"]], "x", color=line.get_color(), markersize=9)
+    right.set(title="validation Recall@1 (dashed: binary; x: exported bits)", xlabel="epoch", ylabel="Recall@1")
     right.legend(fontsize="small")
     fig.tight_layout()
     with atomic_path(path) as tmp:
