@@ -46,6 +46,16 @@ class Settings:
     dedup_threshold: float = _s(0.05, "Collapse results whose cosine distance to a better result is below this "
                                 "(calibrated by benchmarks/dedup_calibration.py).")
     default_k: int = _s(10, "Results returned by search when k is not given.")
+    pixie_steps: int = _s(100_000, "Pixie random-walk step budget N per related-items query.")
+    pixie_alpha: float = _s(0.5, "Pixie restart probability after each visit.")
+    pixie_np: int = _s(2000, "Pixie early stopping: stop once this many items ...")
+    pixie_nv: int = _s(4, "... have at least this many visits (0 disables early stopping).")
+    pixie_bias: float = _s(0.9, "With a wanted domain, probability that a step keeps to items of that domain.")
+    prune_min_coherence: float = _s(0.0, "Graph pruning: drop boards whose items' embeddings are this incoherent "
+                                          "(0-1; 0 keeps all).")
+    prune_max_board: int = _s(0, "Graph pruning: drop boards with more items than this (0: no limit).")
+    prune_popular_degree: int = _s(0, "Graph pruning: items on more boards than this keep their most similar "
+                                      "half (0: off).")
 
     @classmethod
     def names(cls) -> list[str]:

@@ -9,9 +9,11 @@
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -26,10 +28,15 @@ from viscover.embed.vectors import EmbeddingStore
 from viscover.errors import BadImageError, BadRequestError, NotFoundError
 from viscover.imaging import CropBox
 from viscover.index import Codec, IndexCorruptError, VectorIndex
+from viscover.fsutil import atomic_write_bytes
 from viscover.paths import Home
 from viscover.progress import ProgressFactory, no_progress
 from viscover.search.results import SearchHit
 from viscover.search.searcher import run_search
+
+if TYPE_CHECKING:  # heavy imports (numba) only when related items are used
+    from viscover.graph import Bipartite
+    from viscover.related.service import RelatedHit, RelatedItems
 
 
 @dataclass
@@ -72,6 +79,8 @@ class Engine:
         self.store = CatalogStore(url)
         self._embedders: dict[str, Embedder] = {}
         self._indexes: dict[str, VectorIndex] = {}
+        self._graph = None  # (catalogue signature, Bipartite)
+        self._related = None  # (key, RelatedItems)
 
     def close(self) -> None:
         self.store.close()
@@ -237,6 +246,93 @@ class Engine:
                 raise NotFoundError(f"no item has a label for task {task!r}")
         return run_search(self.store, index, floats, bits, k=k, filters=filters, binary=binary, exclude=exclude,
                           collapse=collapse, dedup_threshold=self.settings.dedup_threshold)
+
+    # ---- related items ---------------------------------------------------------------------------------------
+    def item_graph(self) -> "Bipartite":
+        """The item-board graph, rebuilt (and saved under graph/) whenever the catalogue's items or boards changed."""
+        from viscover.graph import Bipartite
+        from viscover.graph.build import item_board_graph
+
+        signature = self.store.graph_signature()
+        if self._graph is not None and self._graph[0] == signature:
+            return self._graph[1]
+        folder = self.home.root / "graph"
+        path, meta = folder / "item-board.npz", folder / "item-board.json"
+        graph = None
+        if path.is_file() and meta.is_file():
+            try:
+                if json.loads(meta.read_text()).get("signature") == signature:
+                    graph = Bipartite.load(path)
+            except (OSError, ValueError):
+                graph = None  # damaged: rebuilt below from the catalogue
+        if graph is None:
+            graph, _ = item_board_graph(self.store)
+            graph.save(path)
+            atomic_write_bytes(meta, json.dumps({"signature": signature, "items": graph.n_left,
+                                                 "boards": graph.n_right, "edges": graph.n_edges}).encode())
+        self._graph = (signature, graph)
+        self._related = None
+        return graph
+
+    def related_service(self, model: str | None = None) -> "RelatedItems":
+        """The related-items service over the current graph, the model's index (if any) and the ranker (if any)."""
+        from viscover.graph.build import item_attributes
+        from viscover.graph.prune import prune, prune_params_of
+        from viscover.rank.ranker import load_ranker
+        from viscover.related.pixie import PixieParams
+        from viscover.related.service import RelatedItems, RelatedParams, VisualNeighbours
+
+        graph = self.item_graph()
+        key = (id(graph), model)
+        if self._related is not None and self._related[0] == key:
+            return self._related[1]
+        try:
+            visual = VisualNeighbours(graph, self.vector_index(model))
+        except NotFoundError:
+            visual = None  # not indexed yet: graph signals only
+        attrs, _, _ = item_attributes(self.store, graph)
+        prune_params = prune_params_of(self.settings)
+        if visual is not None and prune_params.active:
+            graph, _ = prune(graph, *visual.unit_vectors(), prune_params)
+            visual = VisualNeighbours(graph, visual.index)
+        item_ids, image_ids = self.store.item_images()
+        image_of = image_ids[np.searchsorted(item_ids, graph.left_ids)] if len(item_ids) else None
+        s = self.settings
+        params = RelatedParams(pixie=PixieParams(steps=s.pixie_steps, alpha=s.pixie_alpha, n_p=s.pixie_np,
+                                                 n_v=s.pixie_nv, bias=s.pixie_bias),
+                               dedup_threshold=s.dedup_threshold)
+        service = RelatedItems(graph, visual, attrs, image_of, load_ranker(self.home.root / "rank"), params)
+        self._related = (key, service)
+        return service
+
+    def related(self, keys: list[str], *, weights: list[float] | None = None, k: int | None = None,
+                domain: str | None = None, model: str | None = None, score_by: str = "blend") -> list["RelatedHit"]:
+        """Items related to one item or a weighted set of items (e.g. a user's recent saves), best first.
+        `domain` biases the walks toward items of that domain."""
+        from viscover.related.service import RelatedHit
+
+        if not keys:
+            raise BadRequestError("give at least one item id")
+        k = self.settings.default_k if k is None else k
+        if k < 1:
+            raise BadRequestError(f"k={k}: ask for at least one result")
+        if weights is not None and len(weights) != len(keys):
+            raise BadRequestError(f"{len(weights)} weights for {len(keys)} items; give one weight per item")
+        items = [self.store.item(key) for key in keys]  # NotFoundError names an unknown key
+        service = self.related_service(model)
+        graph = service.graph
+        nodes = graph.left_index([i.id for i in items])
+        want = -1
+        if domain is not None:
+            _, domains, _ = self.store.item_attributes()
+            names = sorted({d or "" for d in domains})
+            if domain not in names:
+                raise NotFoundError(f"no item has domain {domain!r} (domains: {', '.join(n for n in names if n)})")
+            want = names.index(domain)
+        result = service.related(nodes, weights, k=k, want_domain=want, score_by=score_by)
+        found = self.store.items_by_ids(graph.left_ids[result.nodes].tolist())
+        return [RelatedHit(item=found[int(graph.left_ids[n])], score=float(score), explanation=result.explain(i))
+                for i, (n, score) in enumerate(zip(result.nodes, result.scores)) if int(graph.left_ids[n]) in found]
 
     # ---- information -----------------------------------------------------------------------------------------
     def info(self) -> dict:

@@ -288,6 +288,40 @@ class CatalogStore:
                 out += [r[0] for r in conn.execute(select(t.items.c.id).where(t.items.c.image_id.in_(part)))]
         return np.array(sorted(out), dtype=np.int64)
 
+    def board_memberships(self) -> tuple[np.ndarray, np.ndarray]:
+        """(item id, board id) of every membership: the item-board graph's edges."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(t.board_items.c.item_id, t.board_items.c.board_id)).all()
+        arr = np.array(rows, dtype=np.int64).reshape(-1, 2)
+        return arr[:, 0].copy(), arr[:, 1].copy()
+
+    def graph_signature(self) -> list[int]:
+        """Changes whenever items or memberships are added or removed (to notice a stale graph)."""
+        with self.engine.connect() as conn:
+            items = conn.execute(select(func.count(), func.coalesce(func.max(t.items.c.id), 0))).one()
+            edges = conn.execute(select(func.count(), func.coalesce(func.sum(t.board_items.c.item_id), 0),
+                                        func.coalesce(func.sum(t.board_items.c.board_id), 0))
+                                 .select_from(t.board_items)).one()
+        return [int(v) for v in (*items, *edges)]
+
+    def item_attributes(self) -> tuple[np.ndarray, list[str | None], dict[str, dict[int, str]]]:
+        """(item ids sorted, domain of each, {task: {item id: label}}) for related-items features."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(t.items.c.id, t.items.c.domain).order_by(t.items.c.id)).all()
+            labels: dict[str, dict[int, str]] = defaultdict(dict)
+            for item_id, task, label in conn.execute(select(t.labels.c.item_id, t.labels.c.task, t.labels.c.label)):
+                labels[task][item_id] = label
+        return np.array([r[0] for r in rows], np.int64), [r[1] for r in rows], dict(labels)
+
+    def board_names(self, board_ids) -> dict[int, str]:
+        ids = sorted({int(i) for i in board_ids})
+        out: dict[int, str] = {}
+        with self.engine.connect() as conn:
+            for part in _chunks(ids):
+                out.update({i: n for i, n in conn.execute(select(t.boards.c.id, t.boards.c.name)
+                                                          .where(t.boards.c.id.in_(part)))})
+        return out
+
     def board_exists(self, name: str) -> bool:
         with self.engine.connect() as conn:
             return conn.execute(select(t.boards.c.id).where(t.boards.c.name == name)).first() is not None

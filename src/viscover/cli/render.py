@@ -72,6 +72,37 @@ def print_hits(hits, query: str, crop=None) -> None:
         console.print("no results (check the filters)")
 
 
+def print_related(hits, query: str, explain: bool = False) -> None:
+    table = Table(title=f"related to {query}", title_justify="left")
+    for col, kw in [("#", {"justify": "right"}), ("score", {"justify": "right"}), ("id", {"overflow": "fold"}),
+                    ("labels", {}), ("boards", {}), ("sources", {})]:
+        table.add_column(col, **kw)
+    if explain:
+        table.add_column("features")
+    for rank, hit in enumerate(hits, 1):
+        labels = ", ".join(f"{k}={v}" for k, v in sorted(hit.item.labels.items()))
+        row = [str(rank), f"{hit.score:.3f}", hit.item.key, labels, ", ".join(hit.item.boards[:3]),
+               "+".join(hit.explanation["sources"])]
+        if explain:
+            f = hit.explanation["features"]
+            row.append(f"walk {f['pixie']:.2f} co {f['cooccurrence']:.2f} visual {f['visual']:.2f} "
+                       f"labels {f['label_match']:.1f}")
+        table.add_row(*row)
+    console.print(table)
+    if not hits:
+        console.print("no related items (the item has no boards and no index to find visual neighbours)")
+
+
+def print_related_eval(result: dict) -> None:
+    table = Table(title=f"hidden board memberships: {result['queries']} queries ({result['cold_queries']} left "
+                        f"without boards), {result['items']} items, {result['boards']} boards", title_justify="left")
+    for col in ("method", "hit@10", "hit@50", "MRR"):
+        table.add_column(col, justify="right" if col != "method" else "left")
+    for method, m in result["results"].items():
+        table.add_row(method, f"{m['hit@10']:.4f}", f"{m['hit@50']:.4f}", f"{m['mrr']:.4f}")
+    console.print(table)
+
+
 def print_eval(report) -> None:
     sides = []
     if report.query_domain or report.gallery_domain:

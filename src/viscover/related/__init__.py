@@ -1,0 +1,1 @@
+"""Related items: Pixie random walks, co-occurrence and visual candidates, blended and ranked."""

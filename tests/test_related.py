@@ -1,0 +1,125 @@
+"""Related items end to end on real photos with boards: the engine API, the command line, explanations,
+duplicates, graph staleness, pruning and the hidden-membership evaluation."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from conftest import needs_data, write_csv
+from viscover import Engine, Settings
+from viscover.cli.app import app
+from viscover.errors import BadRequestError, NotFoundError
+from viscover.eval.related_eval import related_metrics
+from viscover.graph import Bipartite
+from viscover.graph.prune import PruneParams, board_coherence, prune
+
+pytestmark = needs_data
+
+
+def board_items(engine: Engine, board: str) -> list[str]:
+    from viscover.catalog.store import Filters
+
+    ids = engine.store.filter_item_ids(Filters(board=board))
+    return sorted(i.key for i in engine.store.items_by_ids(ids.tolist()).values())
+
+
+def test_related_for_an_item_and_a_set(engine):
+    mates = board_items(engine, "sender-10")
+    query = mates[0]
+    hits = engine.related([query], k=5)
+    keys = [h.item.key for h in hits]
+    assert len(hits) == 5 and query not in keys and len(set(keys)) == 5
+    assert all(a.score >= b.score for a, b in zip(hits, hits[1:]))
+    walk = engine.related([query], k=5, score_by="pixie")  # walks only reach the query's board here
+    assert {h.item.key for h in walk} <= set(mates) and len(walk) == 5
+    assert "pixie" in walk[0].explanation["sources"] and "visual" in walk[0].explanation["features"]
+    several = engine.related(mates[:3], weights=[1.0, 2.0, 1.0], k=4)
+    assert not {h.item.key for h in several} & set(mates[:3])
+
+
+def test_related_errors(engine):
+    with pytest.raises(NotFoundError, match="unknown item id 'nope'"):
+        engine.related(["nope"])
+    key = board_items(engine, "sender-10")[0]
+    with pytest.raises(BadRequestError, match="weights"):
+        engine.related([key, key], weights=[1.0])
+    with pytest.raises(NotFoundError, match="domain 'studio'"):
+        engine.related([key], domain="studio")
+    with pytest.raises(BadRequestError):
+        engine.related([])
+
+
+def test_exact_copies_are_not_related_results_and_graph_follows_the_catalogue(tmp_path, clothing_manifest):
+    import csv
+
+    rows = list(csv.DictReader(open(clothing_manifest)))[:12]
+    copy = tmp_path / "copy.jpg"
+    shutil.copy(rows[0]["path"], copy)
+    rows.append({**rows[0], "id": "copy-of-first", "path": str(copy)})
+    with Engine(tmp_path / "home", Settings(workers=1)) as engine:
+        engine.ingest(write_csv(rows, tmp_path / "m.csv"))
+        engine.index()
+        graph = engine.item_graph()
+        assert graph.n_left == 13 and graph.n_edges == 13
+        assert "copy-of-first" not in [h.item.key for h in engine.related([rows[0]["id"]], k=12)]
+        extra = list(csv.DictReader(open(clothing_manifest)))[12:14]
+        engine.ingest(write_csv([{**r, "boards": "new-board"} for r in extra], tmp_path / "n.csv"))
+        assert engine.item_graph().n_right == graph.n_right + 1  # rebuilt: the catalogue changed
+        assert (tmp_path / "home" / "graph" / "item-board.npz").is_file()
+        hits = engine.related([extra[0]["id"]], k=3, score_by="pixie")
+        assert [h.item.key for h in hits] == [extra[1]["id"]]  # its only board-mate
+
+
+def test_related_command(indexed_home):
+    runner = CliRunner()
+    with Engine(indexed_home, Settings(workers=1)) as engine:
+        key = board_items(engine, "sender-100")[0]
+    result = runner.invoke(app, ["related", key, "-k", "3", "--explain", "--json", "--home", str(indexed_home)])
+    assert result.exit_code == 0, result.output
+    hits = json.loads(result.stdout)
+    assert len(hits) == 3 and {"sources", "features"} <= set(hits[0]["explanation"])
+    table = runner.invoke(app, ["related", key, "--explain", "--home", str(indexed_home)])
+    assert table.exit_code == 0 and "related to" in table.output
+    bad = runner.invoke(app, ["related", "--home", str(indexed_home)])
+    assert bad.exit_code == 1 and "exactly one query" in bad.output
+
+
+def test_eval_related_command(tmp_path, clothing_manifest):
+    out = tmp_path / "r.json"
+    result = CliRunner().invoke(app, ["eval-related", str(clothing_manifest), "--queries", "12", "--json", str(out),
+                                      "--workers", "1"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(out.read_text())
+    assert data["queries"] == 12 and data["boards"] == 4 and data["cold_queries"] == 12
+    assert set(data["results"]) == {"blend", "pixie", "cooccurrence", "visual"}
+    for m in data["results"].values():
+        assert 0 <= m["mrr"] <= m["hit@50"] <= 1 and m["hit@10"] <= m["hit@50"]
+
+
+def test_related_metrics_by_hand():
+    ranked = [np.array([5, 3, 9]), np.array([1, 2]), np.array([7])]
+    relevant = [np.array([9]), np.array([4]), np.array([7, 8])]
+    m = related_metrics(ranked, relevant, ks=(1, 3))
+    assert m == pytest.approx({"hit@1": 1 / 3, "hit@3": 2 / 3, "mrr": (1 / 3 + 0 + 1) / 3})
+
+
+def test_pruning():
+    # boards: 0 = {0, 1} alike, 1 = {2, 3} opposite, 2 = {0, 1, 2, 3, 4} broad; item 0 on all three boards
+    left = np.array([0, 1, 2, 3, 0, 1, 2, 3, 4, 0])
+    right = np.array([0, 0, 1, 1, 2, 2, 2, 2, 2, 1])
+    g = Bipartite.from_edges("t", left, right)
+    unit = np.array([[1, 0], [1, 0], [0, 1], [0, -1], [1, 0]], np.float32)
+    present = np.ones(5, bool)
+    coherence, _ = board_coherence(g, unit, present)
+    assert coherence[0] == pytest.approx(1.0) and coherence[1] < 0.6
+    pruned, report = prune(g, unit, present, PruneParams(min_coherence=0.7))
+    assert report.boards_dropped == 2 and pruned.n_edges == 2  # incoherent 1 and broad-ish 2 (coherence 0.6)
+    pruned, report = prune(g, unit, present, PruneParams(max_board_size=4))
+    assert pruned.n_edges == g.n_edges - 5
+    pruned, _ = prune(g, unit, present, PruneParams(popular_degree=1, popular_keep=0.0))
+    assert pruned.groups_of(0).tolist() == [0]  # item 0 keeps only its most similar board
