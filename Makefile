@@ -31,6 +31,10 @@ bench: install
 	$(BIN)/python benchmarks/embed_throughput.py --json benchmarks/results/embed_throughput.json
 	$(BIN)/python benchmarks/retrieval_quality.py --json benchmarks/results/retrieval_quality.json
 	$(BIN)/python benchmarks/search_speed.py --json benchmarks/results/search_speed.json
+	$(BIN)/python benchmarks/train_quality.py --json benchmarks/results/train_quality.json
+	$(BIN)/python benchmarks/pixie_speed.py --json benchmarks/results/pixie_speed.json
+	$(BIN)/python benchmarks/related_quality.py --json benchmarks/results/related_quality.json
+	$(BIN)/python benchmarks/dedup_calibration.py --json benchmarks/results/dedup_calibration.json
 
 clean:
 	rm -rf $(VENV) $(DEMO_HOME) .cache .pytest_cache

@@ -14,7 +14,7 @@ from conftest import needs_data, write_csv
 from viscover import Engine, Settings
 from viscover.cli.app import app
 from viscover.errors import BadRequestError, NotFoundError
-from viscover.eval.related_eval import related_metrics
+from viscover.eval.metrics import related_metrics
 from viscover.graph import Bipartite
 from viscover.graph.prune import PruneParams, board_coherence, prune
 
@@ -96,7 +96,7 @@ def test_eval_related_command(tmp_path, clothing_manifest):
     assert result.exit_code == 0, result.output
     data = json.loads(out.read_text())
     assert data["queries"] == 12 and data["boards"] == 4 and data["cold_queries"] == 12
-    assert set(data["results"]) == {"blend", "pixie", "cooccurrence", "visual"}
+    assert set(data["results"]) == {"blend", "pixie", "cooccurrence", "visual", "learned"}
     for m in data["results"].values():
         assert 0 <= m["mrr"] <= m["hit@50"] <= 1 and m["hit@10"] <= m["hit@50"]
 
@@ -123,3 +123,37 @@ def test_pruning():
     assert pruned.n_edges == g.n_edges - 5
     pruned, _ = prune(g, unit, present, PruneParams(popular_degree=1, popular_keep=0.0))
     assert pruned.groups_of(0).tolist() == [0]  # item 0 keeps only its most similar board
+
+
+def test_engagement_and_ranker_commands(tmp_path, clothing_manifest):
+    import csv
+
+    runner = CliRunner()
+    home = tmp_path / "home"
+    with Engine(home, Settings(workers=1)) as engine:
+        engine.ingest(clothing_manifest)
+        engine.index()
+        keys = sorted(board_items(engine, "sender-10"))
+        others = sorted(board_items(engine, "sender-100"))
+    log = tmp_path / "log.csv"
+    with open(log, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["query", "item", "position", "clicked", "saved", "source"])
+        for rep in range(30):
+            for q in keys[:3]:
+                for pos, item in enumerate(keys[3:] + others, start=1):  # board-mates are the ones engaged with
+                    w.writerow([q, item, pos, int(item in keys and (rep + pos) % 3 == 0), 0, "random"])
+        w.writerow(["nope", keys[0], 1, 1, 0, ""])
+    result = runner.invoke(app, ["engagement", "ingest", str(log), "--json", "--home", str(home)])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["skipped"] == 1 and report["added"] == 30 * 3 * 9 and "nope" in report["problems"][0]
+    trained = runner.invoke(app, ["rank", "train", "--home", str(home)])
+    assert trained.exit_code == 0, trained.output
+    assert (home / "rank" / "ranker.txt").is_file() and "heuristic" in trained.stdout
+    with Engine(home, Settings(workers=1)) as engine:
+        assert engine.related_service().ranker is not None  # `related` now uses the learned ranker
+        assert len(engine.related([keys[0]], k=3)) == 3
+    boards = runner.invoke(app, ["rank", "train", "--from-boards", "--queries", "20", "--home", str(home)])
+    assert boards.exit_code == 0, boards.output
+    assert json.loads(boards.stdout)["queries"] == 20

@@ -35,6 +35,7 @@ from viscover.search.results import SearchHit
 from viscover.search.searcher import run_search
 
 if TYPE_CHECKING:  # heavy imports (numba) only when related items are used
+    from viscover.catalog.engagement import EngagementReport
     from viscover.graph import Bipartite
     from viscover.related.service import RelatedHit, RelatedItems
 
@@ -333,6 +334,38 @@ class Engine:
         found = self.store.items_by_ids(graph.left_ids[result.nodes].tolist())
         return [RelatedHit(item=found[int(graph.left_ids[n])], score=float(score), explanation=result.explain(i))
                 for i, (n, score) in enumerate(zip(result.nodes, result.scores)) if int(graph.left_ids[n]) in found]
+
+    def ingest_engagement(self, log: str | Path) -> "EngagementReport":
+        """Add impressions (query item, shown item, position, clicked, saved) from a CSV/JSONL/Parquet log."""
+        from viscover.catalog.engagement import ingest_engagement
+
+        return ingest_engagement(self.store, Path(log).expanduser())
+
+    def train_ranker(self, *, from_boards: bool = False, queries: int = 1000, seed: int = 0,
+                     model: str | None = None) -> dict:
+        """Learn the related-items ranker from the engagement log (position-debiased), or, with `from_boards`,
+        from hidden board memberships of the catalogue itself; save it under <home>/rank. Returns the report."""
+        from viscover.catalog.engagement import engagement_rows
+        from viscover.rank.ranker import RankParams, train_ranker
+        from viscover.related.service import RelatedItems
+
+        folder = self.home.root / "rank"
+        service = self.related_service(model)
+        if from_boards:
+            from viscover.rank.boards import train_board_ranker
+
+            def make_service(graph):
+                visual = None if service.visual is None else type(service.visual)(graph, service.visual.index)
+                return RelatedItems(graph, visual, service.attrs, service.image_of, None, service.params)
+
+            ranker, report = train_board_ranker(service.graph, make_service, queries=queries, seed=seed)
+            ranker.save(folder)
+            out = report.to_dict()
+        else:
+            out = train_ranker(service, service.graph, engagement_rows(self.store), folder,
+                               RankParams(seed=seed)).to_dict()
+        self._related = None  # the next query loads the new ranker
+        return out
 
     # ---- information -----------------------------------------------------------------------------------------
     def info(self) -> dict:

@@ -57,3 +57,20 @@ board_items = Table(
     Column("item_id", Integer, ForeignKey("items.id", ondelete="CASCADE"), primary_key=True),
     Index("ix_board_items_item", "item_id"),
 )
+
+# Engagement log: one row per impression of an item in a related-items list (viscover.catalog.engagement).
+# Deleting an item deletes its events (ON DELETE CASCADE; SQLite enforces it with PRAGMA foreign_keys=ON).
+events = Table(
+    "events", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("query_item_id", Integer, ForeignKey("items.id", ondelete="CASCADE"), nullable=False),  # list shown for
+    Column("item_id", Integer, ForeignKey("items.id", ondelete="CASCADE"), nullable=False),  # the shown item
+    Column("position", Integer, nullable=False),  # 1-based rank in the shown list
+    Column("clicked", Integer, nullable=False, default=0),  # 0/1
+    Column("saved", Integer, nullable=False, default=0),  # 0/1
+    Column("user", Text, nullable=True),
+    Column("ts", Text, nullable=True),  # the log's timestamp, as given
+    Column("source", Text, nullable=True),  # traffic slice, e.g. "random" for randomly ordered lists
+    Index("ix_events_query", "query_item_id"),
+    Index("ix_events_item", "item_id"),
+)

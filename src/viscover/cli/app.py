@@ -248,6 +248,8 @@ def eval_related(
     prune_min_coherence: Annotated[float, typer.Option(help="Evaluate with boards below this coherence "
                                                        "pruned.")] = 0.0,
     prune_max_board: Annotated[int, typer.Option(help="Evaluate with boards above this size pruned.")] = 0,
+    learned: Annotated[int, typer.Option(help="Also evaluate a ranker learned from this many other hidden "
+                                         "memberships (0: skip).")] = 1000,
     model: ModelOpt = None,
     json_path: Annotated[Optional[Path], typer.Option("--json", help="Also write the results as JSON to this "
                                                       "file ('-' for standard output).")] = None,
@@ -263,7 +265,7 @@ def eval_related(
 
     settings = Settings.load(None, overrides={"workers": workers})
     result = evaluate_related(manifest, queries=queries, seed=seed, model=model, settings=settings,
-                              progress=rich_progress,
+                              progress=rich_progress, learned=learned,
                               prune=PruneParams(min_coherence=prune_min_coherence, max_board_size=prune_max_board))
     if json_path is not None and str(json_path) == "-":
         print(json.dumps(result, indent=2))
@@ -375,6 +377,55 @@ def info(
         print(json.dumps(data, indent=2, default=str))
     else:
         print_info(data)
+
+
+engagement_app = typer.Typer(help="Engagement logs: impressions of related items with clicks and saves.",
+                             no_args_is_help=True)
+rank_app = typer.Typer(help="The learned ranker of related items.", no_args_is_help=True)
+app.add_typer(engagement_app, name="engagement")
+app.add_typer(rank_app, name="rank")
+
+
+@engagement_app.command("ingest")
+@handle_errors
+def engagement_ingest(
+    log: Annotated[Path, typer.Argument(help="CSV, JSONL or Parquet with columns query, item, position and "
+                                        "optional clicked, saved, user, timestamp, source ('random' marks "
+                                        "randomly ordered traffic).")],
+    json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    home: HomeOpt = DEFAULT_HOME,
+    db: DbOpt = None,
+) -> None:
+    """Add an engagement log to the catalogue; bad rows are reported and skipped."""
+    from viscover.cli.render import _problems, console
+
+    with _engine(home, db) as engine:
+        report = engine.ingest_engagement(log)
+    data = report.to_dict()
+    if json_out:
+        print(json.dumps(data, indent=2))
+        return
+    console.print(f"{log}: {data.get('rows', 0)} rows, {data.get('added', 0)} impressions added, "
+                  f"{len(report.skipped)} skipped", highlight=False)
+    _problems(report.skipped, "rows")
+
+
+@rank_app.command("train")
+@handle_errors
+def rank_train(
+    from_boards: Annotated[bool, typer.Option(help="Learn from hidden board memberships instead of the "
+                                              "engagement log (for catalogues without one).")] = False,
+    queries: Annotated[int, typer.Option(help="With --from-boards: memberships to hide and learn from.")] = 1000,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    model: ModelOpt = None,
+    home: HomeOpt = DEFAULT_HOME,
+    db: DbOpt = None,
+) -> None:
+    """Train the related-items ranker (LightGBM) and save it in the home; `viscover related` then uses it.
+    Prints held-out metrics of the learned ranker next to the heuristic it replaces."""
+    with _engine(home, db) as engine:
+        report = engine.train_ranker(from_boards=from_boards, queries=queries, seed=seed, model=model)
+    print(json.dumps(report, indent=2, default=float))
 
 
 datasets_app = typer.Typer(help="Write manifests for the public datasets used by the demo and benchmarks.",

@@ -76,3 +76,18 @@ def _top(scores: np.ndarray, depth: int) -> np.ndarray:
         cand = np.nonzero(scores[row] >= kth[row])[0]  # ascending index order
         out[row] = cand[np.argsort(-scores[row, cand], kind="stable")[:depth]]
     return out
+
+
+def related_metrics(ranked: list[np.ndarray], relevant: list[np.ndarray], ks=(10, 50)) -> dict:
+    """Hit-rate@k and MRR over queries, given each query's ranked nodes and its relevant nodes."""
+    hits = {k: 0 for k in ks}
+    rr = 0.0
+    for r, rel in zip(ranked, relevant):
+        found = np.nonzero(np.isin(r, rel))[0]
+        for k in ks:
+            hits[k] += bool(len(found) and found[0] < k)
+        rr += 1.0 / (found[0] + 1) if len(found) else 0.0
+    n = max(1, len(ranked))
+    out = {f"hit@{k}": hits[k] / n for k in ks}
+    out["mrr"] = rr / n
+    return out

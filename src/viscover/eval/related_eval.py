@@ -20,44 +20,23 @@ from viscover.config import Settings
 from viscover.embed import load_embedder
 from viscover.embed.pipeline import ImageJob, embed_images
 from viscover.errors import BadManifestError
+from viscover.eval.metrics import related_metrics
 from viscover.graph.bipartite import Bipartite
+from viscover.graph.holdout import hidden_memberships
 from viscover.graph.prune import PruneParams
 from viscover.graph.prune import prune as prune_graph
 from viscover.index import Codec, VectorIndex
 from viscover.progress import ProgressFactory, no_progress
+from viscover.rank.boards import train_board_ranker
 from viscover.related.pixie import PixieParams
 from viscover.related.service import RelatedItems, RelatedParams, VisualNeighbours
 
-METHODS = ("blend", "pixie", "cooccurrence", "visual")
-
-
-def hidden_memberships(graph: Bipartite, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(item node, board node) pairs to hide: n items with boards, one of their boards each, seeded."""
-    rng = np.random.default_rng(seed)
-    candidates = np.nonzero(graph.left_degree() > 0)[0]
-    chosen = np.sort(rng.choice(candidates, size=min(n, len(candidates)), replace=False))
-    boards = np.array([rng.choice(graph.groups_of(int(i))) for i in chosen], np.int64)
-    return chosen, boards
-
-
-def related_metrics(ranked: list[np.ndarray], relevant: list[np.ndarray], ks=(10, 50)) -> dict:
-    """Hit-rate@k and MRR over queries, given each query's ranked nodes and its relevant nodes."""
-    hits = {k: 0 for k in ks}
-    rr = 0.0
-    for r, rel in zip(ranked, relevant):
-        found = np.nonzero(np.isin(r, rel))[0]
-        for k in ks:
-            hits[k] += bool(len(found) and found[0] < k)
-        rr += 1.0 / (found[0] + 1) if len(found) else 0.0
-    n = max(1, len(ranked))
-    out = {f"hit@{k}": hits[k] / n for k in ks}
-    out["mrr"] = rr / n
-    return out
+METHODS = ("blend", "pixie", "cooccurrence", "visual")  # plus "learned" (a board-supervised ranker)
 
 
 def evaluate_related(manifest: Path, *, queries: int = 500, seed: int = 0, model: str | None = None,
                      settings: Settings | None = None, progress: ProgressFactory = no_progress,
-                     ks=(10, 50), prune: PruneParams = PruneParams()) -> dict:
+                     ks=(10, 50), prune: PruneParams = PruneParams(), learned: int = 1000) -> dict:
     """Hidden-membership evaluation on a manifest with boards (its images are embedded for the visual signal)."""
     settings = settings or Settings()
     rows, skipped = [], []
@@ -81,14 +60,15 @@ def evaluate_related(manifest: Path, *, queries: int = 500, seed: int = 0, model
     codec = Codec.identity(embedder.dim) if embedder.centered else Codec.fit(raw[usable])
     index = VectorIndex.build(usable, usable, raw[usable], settings, codec=codec, model=embedder.name)
     out = evaluate_graph(full, index, queries=queries, seed=seed, settings=settings, progress=progress, ks=ks,
-                         prune=prune)
+                         prune=prune, learned=learned)
     return {"manifest": str(manifest), "model": embedder.name, **out, "skipped": [str(p) for p in skipped]}
 
 
 def evaluate_graph(full: Bipartite, index: VectorIndex | None, *, queries: int = 500, seed: int = 0,
                    settings: Settings | None = None, progress: ProgressFactory = no_progress, ks=(10, 50),
-                   prune: PruneParams = PruneParams()) -> dict:
-    """The hidden-membership protocol on any graph (left ids = index ids), e.g. a synthetic one."""
+                   prune: PruneParams = PruneParams(), learned: int = 1000) -> dict:
+    """The hidden-membership protocol on any graph (left ids = index ids), e.g. a synthetic one. With `learned`
+    > 0, also a board-supervised ranker trained on that many other hidden memberships ("learned")."""
     settings = settings or Settings()
     hidden_items, hidden_boards = hidden_memberships(full, queries, seed)
     train = full.without_edges(hidden_items, hidden_boards)
@@ -98,15 +78,23 @@ def evaluate_graph(full: Bipartite, index: VectorIndex | None, *, queries: int =
     params = RelatedParams(pixie=PixieParams(steps=settings.pixie_steps, alpha=settings.pixie_alpha,
                                              n_p=settings.pixie_np, n_v=settings.pixie_nv, seed=seed),
                            dedup_threshold=settings.dedup_threshold)
-    service = RelatedItems(train, VisualNeighbours(train, index) if index is not None else None, params=params)
+    def make_service(graph: Bipartite, ranker=None) -> RelatedItems:
+        return RelatedItems(graph, VisualNeighbours(graph, index) if index is not None else None, ranker=ranker,
+                            params=params)
+
+    service = make_service(train)
+    services = {m: service for m in METHODS if index is not None or m != "visual"}
+    if learned:  # a ranker fitted on other hidden memberships of the training graph (never the test ones)
+        ranker, _ = train_board_ranker(train, make_service, queries=learned, seed=seed + 1)
+        services["learned"] = make_service(train, ranker)
     relevant = [full.members_of(int(b))[full.members_of(int(b)) != q] for q, b in zip(hidden_items, hidden_boards)]
-    methods = METHODS if index is not None else tuple(m for m in METHODS if m != "visual")
     results = {}
-    with progress("related", len(methods) * len(hidden_items)) as advance:
-        for method in methods:
+    with progress("related", len(services) * len(hidden_items)) as advance:
+        for method, svc in services.items():
             ranked = []
             for q in hidden_items:
-                ranked.append(service.related([int(q)], k=max(ks), score_by=method).nodes)
+                score_by = "blend" if method in ("blend", "learned") else method
+                ranked.append(svc.related([int(q)], k=max(ks), score_by=score_by).nodes)
                 advance(1)
             results[method] = related_metrics(ranked, relevant, ks)
     cold = int((train.left_degree()[hidden_items] < params.cold_degree).sum())

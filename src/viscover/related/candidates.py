@@ -15,7 +15,7 @@ from viscover.graph.bipartite import Bipartite
 PIXIE, COOCCURRENCE, VISUAL = 1, 2, 4
 SOURCE_NAMES = {PIXIE: "pixie", COOCCURRENCE: "co-occurrence", VISUAL: "visual"}
 FEATURES = ("pixie", "pixie_log", "cooccurrence", "cooccurrence_log", "visual", "popularity", "label_match",
-            "same_domain")
+            "same_domain", "query_degree")
 
 
 def cooccurrence(graph: Bipartite, seeds: np.ndarray, weights: np.ndarray, max_board: int = 5000,
@@ -99,6 +99,8 @@ def features(c: CandidateSet, graph: Bipartite, query_nodes: np.ndarray, attrs: 
             match = (cand[:, :, None] == q_labels[:, None, :]) & (cand[:, :, None] >= 0)
             out[:, 6] = match.any(axis=2).mean(axis=0)
         out[:, 7] = np.isin(attrs.domains[c.nodes], attrs.domains[q])
+    if len(query_nodes):  # lets a learned ranker weigh signals differently for cold and warm queries
+        out[:, 8] = np.log1p(graph.left_degree()[np.asarray(query_nodes, np.int64)].sum())
     return out
 
 

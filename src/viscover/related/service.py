@@ -17,7 +17,7 @@ from viscover.related.pixie import PixieParams, PixieWalker
 class RelatedParams:
     pixie: PixieParams = PixieParams()
     pool: int = 200  # candidates kept from each generator
-    cold_degree: int = 2  # a query set with fewer board memberships than this is "cold": seed from visual neighbours
+    cold_degree: int = 1  # a query set with fewer board memberships than this is "cold": seed from visual neighbours
     visual_seeds: int = 10  # visual neighbours used as extra walk seeds for cold queries
     dedup_threshold: float = 0.05  # candidates this close to the query (cosine distance) are its near-duplicates
 
@@ -105,11 +105,11 @@ class RelatedItems:
         order = order[np.isfinite(score[order])]
         return RelatedResult(cands.nodes[order], score[order], cands.sources[order], x[order], cold, seeds)
 
-    def features_for(self, query_nodes, candidate_nodes) -> np.ndarray:
+    def features_for(self, query_nodes, candidate_nodes, weights=None, want_domain: int = -1) -> np.ndarray:
         """Feature rows (FEATURES order) for given candidates of a query, as `related` would compute them:
         candidates the generators did not propose get zero walk and co-occurrence signals. For training rankers
         on logged (query, shown item) pairs."""
-        cands, q, _, _ = self.candidates(query_nodes)
+        cands, q, _, _ = self.candidates(query_nodes, weights, want_domain)
         wanted = np.asarray(candidate_nodes, np.int64)
         pos = np.searchsorted(cands.nodes, wanted)
         pos = np.minimum(pos, max(len(cands) - 1, 0))

@@ -1,0 +1,1 @@
+"""Learned ranking of related-item candidates from engagement logs (position-debiased), with LightGBM."""

@@ -1,0 +1,100 @@
+"""A ranker learned from the catalogue's own boards, for catalogues without engagement logs.
+
+Hide one board membership of each of a sample of items; compute their related-items candidates and features on
+the remaining graph; label a candidate positive when it is on the hidden board. A LightGBM model fitted to this
+learns how much each signal (walks, co-occurrence, looks, labels, the query's degree) predicts co-curation in this
+catalogue: on clothing, where a board is one person's photo session, looks dominate; on a community-structured
+graph, walks do. A fixed heuristic cannot be right for both (see README, "Related items").
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from viscover.eval.metrics import related_metrics
+from viscover.graph.bipartite import Bipartite
+from viscover.graph.holdout import hidden_memberships
+from viscover.rank.ranker import MONOTONE, RankParams, Ranker
+from viscover.related.candidates import FEATURES, features, heuristic_score
+
+
+@dataclass
+class BoardTrainReport:
+    queries: int = 0
+    heldout_queries: int = 0
+    rows: int = 0
+    positives: int = 0
+    metrics: dict = field(default_factory=dict)  # {"learned": {hit@10, hit@50, mrr}, "heuristic": {...}}
+    feature_importance: dict = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict:
+        return {k: (round(v, 3) if isinstance(v, float) else v) for k, v in self.__dict__.items()}
+
+
+def board_rows(graph: Bipartite, make_service: Callable[[Bipartite], object], queries: int, seed: int):
+    """Candidate feature rows for hidden memberships: (x, y, query index per row, cold flag per query, nodes)."""
+    items, boards = hidden_memberships(graph, queries, seed)
+    train = graph.without_edges(items, boards)
+    service = make_service(train)
+    xs, ys, groups, colds, nodes = [], [], [], [], []
+    for g, (q, b) in enumerate(zip(items, boards)):
+        cands, qq, cold, _ = service.candidates([int(q)])
+        xs.append(features(cands, train, qq, getattr(service, "attrs", None)))
+        ys.append(np.isin(cands.nodes, graph.members_of(int(b))))
+        groups.append(np.full(len(cands), g))
+        colds.append(cold)
+        nodes.append(cands.nodes)
+    cat = lambda parts, dtype: np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype)  # noqa: E731
+    return (cat(xs, np.float32).reshape(-1, len(FEATURES)), cat(ys, bool), cat(groups, np.int64),
+            np.array(colds, bool), cat(nodes, np.int64))
+
+
+def train_board_ranker(graph: Bipartite, make_service: Callable[[Bipartite], object], *, queries: int = 1000,
+                       seed: int = 0, params: RankParams = RankParams()) -> tuple[Ranker, BoardTrainReport]:
+    """Fit the ranker on hidden memberships; report hit-rate/MRR vs the heuristic on held-out queries."""
+    import lightgbm as lgb
+
+    start = time.perf_counter()
+    x, y, group, cold, nodes = board_rows(graph, make_service, queries, seed)
+    report = BoardTrainReport(queries=len(cold), rows=len(y), positives=int(y.sum()))
+    if report.positives == 0:
+        from viscover.errors import BadRequestError
+
+        raise BadRequestError("no board-mate was ever a candidate: the catalogue needs boards with several items")
+    rng = np.random.default_rng(seed)
+    held = rng.permutation(len(cold))[: int(round(params.holdout * len(cold)))]
+    is_held = np.isin(group, held)
+    # LambdaRank over each query's candidates: every query counts alike and the top of each list matters most.
+    # (A pointwise loss let the few huge boards, with hundreds of positives each, decide: measured on clothing,
+    # held-out hit@10 0.53 pointwise vs 0.73 for the heuristic.)
+    lgb_params = {"objective": "lambdarank", "lambdarank_truncation_level": 20, "eval_at": [10],
+                  "learning_rate": params.learning_rate, "num_leaves": params.num_leaves,
+                  "min_data_in_leaf": params.min_data_in_leaf, "lambda_l2": params.lambda_l2, "seed": params.seed,
+                  "deterministic": True, "force_row_wise": True, "num_threads": params.threads, "verbosity": -1,
+                  "monotone_constraints": [int(f in MONOTONE) for f in FEATURES],
+                  "monotone_constraints_method": "advanced"}
+    train_rows = ~is_held  # rows are grouped by query, in query order
+    sizes = np.bincount(group[train_rows])
+    data = lgb.Dataset(x[train_rows], y[train_rows].astype(np.float64), group=sizes[sizes > 0],
+                       feature_name=list(FEATURES))
+    ranker = Ranker(lgb.train(lgb_params, data, num_boost_round=params.rounds), threads=params.threads)
+    report.heldout_queries = len(held)
+    if len(held):
+        learned, heuristic, relevant = [], [], []
+        for g in held:
+            rows = np.nonzero(group == g)[0]
+            for scores, out in ((ranker.score(x[rows]), learned), (heuristic_score(x[rows], cold[g]), heuristic)):
+                out.append(nodes[rows][np.lexsort((nodes[rows], -scores))][:50])
+            relevant.append(nodes[rows][y[rows]])
+        report.metrics = {"learned": related_metrics(learned, relevant), "heuristic": related_metrics(heuristic,
+                                                                                                      relevant)}
+    report.feature_importance = ranker.feature_importance()
+    report.seconds = time.perf_counter() - start
+    ranker.meta = {"source": "boards", "params": {"queries": queries, "seed": seed, "rounds": params.rounds},
+                   "report": report.to_dict()}
+    return ranker, report
