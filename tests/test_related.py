@@ -157,3 +157,21 @@ def test_engagement_and_ranker_commands(tmp_path, clothing_manifest):
     boards = runner.invoke(app, ["rank", "train", "--from-boards", "--queries", "20", "--home", str(home)])
     assert boards.exit_code == 0, boards.output
     assert json.loads(boards.stdout)["queries"] == 20
+
+
+def test_item_user_graph_from_engagement(tmp_path, clothing_manifest):
+    from viscover.graph.build import item_user_graph
+
+    with Engine(tmp_path / "home", Settings(workers=1)) as engine:
+        engine.ingest(clothing_manifest)
+        keys = board_items(engine, "sender-10")
+        log = write_csv([{"query": keys[0], "item": keys[1], "position": 1, "clicked": 1, "user": "ann"},
+                         {"query": keys[0], "item": keys[2], "position": 2, "clicked": 0, "user": "ann"},
+                         {"query": keys[0], "item": keys[2], "position": 1, "saved": 1, "user": "bob"},
+                         {"query": keys[0], "item": keys[3], "position": 3, "clicked": 1, "user": ""}],
+                        tmp_path / "log.csv")
+        engine.ingest_engagement(log)
+        graph, users = item_user_graph(engine.store)
+        item1 = graph.left_index([engine.store.item(keys[1]).id])[0]
+    assert users == ["ann", "bob"] and graph.n_left == 24 and graph.n_edges == 2  # engaged, named users only
+    assert [users[graph.right_ids[b]] for b in graph.groups_of(int(item1))] == ["ann"]

@@ -295,6 +295,14 @@ class CatalogStore:
         arr = np.array(rows, dtype=np.int64).reshape(-1, 2)
         return arr[:, 0].copy(), arr[:, 1].copy()
 
+    def engaged_users(self) -> tuple[np.ndarray, list[str]]:
+        """(item id, user) of every click or save by a known user: the item-user engagement graph's edges."""
+        q = (select(t.events.c.item_id, t.events.c.user)
+             .where(t.events.c.user.is_not(None), (t.events.c.clicked > 0) | (t.events.c.saved > 0)))
+        with self.engine.connect() as conn:
+            rows = conn.execute(q).all()
+        return np.array([r[0] for r in rows], np.int64), [r[1] for r in rows]
+
     def graph_signature(self) -> list[int]:
         """Changes whenever items or memberships are added or removed (to notice a stale graph)."""
         with self.engine.connect() as conn:

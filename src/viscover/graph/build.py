@@ -20,6 +20,18 @@ def item_board_graph(store: CatalogStore) -> tuple[Bipartite, list[str]]:
     return Bipartite.from_edges("item-board", items, boards, left_ids=all_items, left_keys=keys), names
 
 
+def item_user_graph(store: CatalogStore) -> tuple[Bipartite, list[str]]:
+    """Items x users who clicked or saved them (from the engagement log), beside the item-board graph: the
+    second bipartite graph that multi-graph models (MultiBiSage) walk separately. Returns it and the user names
+    by right-node id."""
+    items, users = store.engaged_users()
+    names = sorted(set(users))
+    code = {u: i for i, u in enumerate(names)}
+    all_items, _, _ = store.item_attributes()
+    return Bipartite.from_edges("item-user", items, np.array([code[u] for u in users], np.int64),
+                                left_ids=all_items), names
+
+
 def item_attributes(store: CatalogStore, graph: Bipartite) -> tuple[ItemAttributes, list[str], list[str]]:
     """Label codes per task and domain codes per graph node; also the task names and domain names."""
     ids, domains, labels = store.item_attributes()
