@@ -148,15 +148,17 @@ def test_engagement_and_ranker_commands(tmp_path, clothing_manifest):
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["skipped"] == 1 and report["added"] == 30 * 3 * 9 and "nope" in report["problems"][0]
-    trained = runner.invoke(app, ["rank", "train", "--home", str(home)])
+    trained = runner.invoke(app, ["rank", "train", "--force", "--home", str(home)])
     assert trained.exit_code == 0, trained.output
-    assert (home / "rank" / "ranker.txt").is_file() and "heuristic" in trained.stdout
+    assert (home / "rank" / "ranker.txt").is_file() and json.loads(trained.stdout)["saved"]
     with Engine(home, Settings(workers=1)) as engine:
         assert engine.related_service().ranker is not None  # `related` now uses the learned ranker
         assert len(engine.related([keys[0]], k=3)) == 3
     boards = runner.invoke(app, ["rank", "train", "--from-boards", "--queries", "20", "--home", str(home)])
     assert boards.exit_code == 0, boards.output
-    assert json.loads(boards.stdout)["queries"] == 20
+    report = json.loads(boards.stdout)
+    assert report["queries"] == 20 and report["saved"] == (report["metrics"]["learned"]["mrr"]
+                                                           >= report["metrics"]["heuristic"]["mrr"])
 
 
 def test_item_user_graph_from_engagement(tmp_path, clothing_manifest):

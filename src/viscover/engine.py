@@ -342,9 +342,10 @@ class Engine:
         return ingest_engagement(self.store, Path(log).expanduser())
 
     def train_ranker(self, *, from_boards: bool = False, queries: int = 1000, seed: int = 0,
-                     model: str | None = None) -> dict:
+                     model: str | None = None, force: bool = False) -> dict:
         """Learn the related-items ranker from the engagement log (position-debiased), or, with `from_boards`,
-        from hidden board memberships of the catalogue itself; save it under <home>/rank. Returns the report."""
+        from hidden board memberships of the catalogue itself. It is saved under <home>/rank (and used from then
+        on) only if it beats the heuristic on held-out queries, unless `force`. Returns the report."""
         from viscover.catalog.engagement import engagement_rows
         from viscover.rank.ranker import RankParams, train_ranker
         from viscover.related.service import RelatedItems
@@ -359,12 +360,20 @@ class Engine:
                 return RelatedItems(graph, visual, service.attrs, service.image_of, None, service.params)
 
             ranker, report = train_board_ranker(service.graph, make_service, queries=queries, seed=seed)
-            ranker.save(folder)
-            out = report.to_dict()
+            out, metric = report.to_dict(), "mrr"
         else:
-            out = train_ranker(service, service.graph, engagement_rows(self.store), folder,
-                               RankParams(seed=seed)).to_dict()
-        self._related = None  # the next query loads the new ranker
+            report = train_ranker(service, service.graph, engagement_rows(self.store), None, RankParams(seed=seed))
+            ranker, out, metric = report.ranker, report.to_dict(), "ndcg@10"
+        learned = (out.get("metrics") or {}).get("learned", {}).get(metric)
+        heuristic = (out.get("metrics") or {}).get("heuristic", {}).get(metric)
+        better = learned is None or heuristic is None or learned >= heuristic
+        out["saved"] = bool(better or force)
+        if out["saved"]:
+            ranker.save(folder)
+            self._related = None  # the next query loads the new ranker
+        else:
+            out["not_saved_because"] = (f"held-out {metric} {learned:.4f} is below the heuristic's {heuristic:.4f}; "
+                                        "related items keep the heuristic (use --force to save it anyway)")
         return out
 
     # ---- information -----------------------------------------------------------------------------------------

@@ -417,14 +417,16 @@ def rank_train(
                                               "engagement log (for catalogues without one).")] = False,
     queries: Annotated[int, typer.Option(help="With --from-boards: memberships to hide and learn from.")] = 1000,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    force: Annotated[bool, typer.Option(help="Save the ranker even if it does worse than the heuristic on "
+                                        "held-out queries.")] = False,
     model: ModelOpt = None,
     home: HomeOpt = DEFAULT_HOME,
     db: DbOpt = None,
 ) -> None:
-    """Train the related-items ranker (LightGBM) and save it in the home; `viscover related` then uses it.
-    Prints held-out metrics of the learned ranker next to the heuristic it replaces."""
+    """Train the related-items ranker (LightGBM) and, if it beats the heuristic on held-out queries, save it in
+    the home: `viscover related` then uses it. Prints the held-out metrics of both."""
     with _engine(home, db) as engine:
-        report = engine.train_ranker(from_boards=from_boards, queries=queries, seed=seed, model=model)
+        report = engine.train_ranker(from_boards=from_boards, queries=queries, seed=seed, model=model, force=force)
     print(json.dumps(report, indent=2, default=float))
 
 
