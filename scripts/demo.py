@@ -1,4 +1,5 @@
-"""`make demo`: ingest a catalogue (the grocery data by default, or any folder), index it, show example searches.
+"""`make demo`: ingest a catalogue (the grocery and clothing data by default, or any folder), index it, and show
+example searches and related items.
 
     python scripts/demo.py --home viscover-home [--images FOLDER] [--data ../shared/data]
 """
@@ -12,9 +13,9 @@ from pathlib import Path
 
 from viscover import Engine, Settings, ViscoverError
 from viscover.catalog.store import Filters
-from viscover.cli.render import console, print_hits, print_index_report, print_info, print_ingest_report, \
-    rich_progress
-from viscover.datasets import grocery_rows, write_manifest
+from viscover.cli.render import (console, print_hits, print_index_report, print_info, print_ingest_report,
+                                 print_related, rich_progress)
+from viscover.datasets import clothing_rows, grocery_rows, write_manifest
 from viscover.imaging import CropBox
 
 
@@ -37,6 +38,11 @@ def main() -> int:
                 source = args.home / "grocery.csv"
                 write_manifest(grocery_rows(grocery), source)
                 report = engine.ingest(source, progress=rich_progress)
+                clothing = args.data / "clothing"
+                if (clothing / "images.csv").is_file():  # photos with boards, for related items
+                    print_ingest_report(report)
+                    write_manifest(clothing_rows(clothing), args.home / "clothing.csv")
+                    report = engine.ingest(args.home / "clothing.csv", progress=rich_progress)
             print_ingest_report(report)
             print_index_report(engine.index(progress=rich_progress))
             print_info(engine.info())
@@ -63,6 +69,11 @@ def examples(engine: Engine, grocery_mode: bool) -> None:
     if grocery_mode:
         console.rule("shop this photo: its nearest catalogue products")
         print_hits(engine.search_item(item.key, k=5, filters=Filters(domain="catalog")), query=item.key)
+    boards = engine.store.board_memberships()[0]
+    if len(boards):
+        key = engine.store.items_by_ids([int(boards[0])])[int(boards[0])].key
+        console.rule(f"related items (boards + looks): {key}")
+        print_related(engine.related([key], k=5), query=key, explain=True)
 
 
 if __name__ == "__main__":
