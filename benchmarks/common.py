@@ -27,6 +27,40 @@ def machine() -> dict:
             "onnxruntime": onnxruntime.__version__}
 
 
+def environment(software: dict | None = None) -> dict:
+    """Hardware (CPU, cores, memory, load) and software (Python, numpy, platform, git commit) for a benchmark's
+    JSON, plus the script's own `software` entries."""
+    import subprocess
+
+    import numpy
+
+    cpu, mem_gb = "unknown", None
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                mem_gb = round(int(line.split()[1]) / 2**20, 1)
+    except OSError:
+        pass
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:
+        usable = None
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                                cwd=Path(__file__).resolve().parent, timeout=5).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        commit = None
+    return {"hardware": {"cpu_model": cpu, "logical_cores": os.cpu_count(), "usable_cores": usable,
+                         "memory_gb": mem_gb, "machine": platform.machine(),
+                         "load_average_at_start": [round(x, 2) for x in os.getloadavg()]},
+            "software": {"python": platform.python_version(), "numpy": numpy.__version__,
+                         "platform": platform.platform(), "viscover_git_commit": commit, **(software or {})}}
+
+
 def emit(result: dict, json_path: str | None) -> None:
     text = json.dumps(result, indent=2)
     print(text)

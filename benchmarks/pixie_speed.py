@@ -39,12 +39,13 @@ import argparse
 import datetime as _dt
 import json
 import os
-import platform
 import resource
-import subprocess
 import sys
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import environment as common_environment  # noqa: E402
 
 if __name__ == "__main__":
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
@@ -73,36 +74,7 @@ def peak_rss_mb() -> float:
 
 
 def environment() -> dict:
-    cpu, mem_gb = "unknown", None
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                mem_gb = round(int(line.split()[1]) / 2**20, 1)
-    except OSError:
-        pass
-    try:
-        affinity = len(os.sched_getaffinity(0))
-    except AttributeError:
-        affinity = None
-    here = Path(__file__).resolve().parent
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                                cwd=here, timeout=5).stdout.strip() or None
-        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--", "../src/viscover/graph",
-                                     "../src/viscover/related", "pixie_speed.py"], capture_output=True, text=True,
-                                    cwd=here, timeout=5).stdout.strip())
-    except (OSError, subprocess.SubprocessError):
-        commit, dirty = None, None
-    return {"hardware": {"cpu_model": cpu, "logical_cores": os.cpu_count(), "usable_cores": affinity,
-                         "memory_gb": mem_gb, "machine": platform.machine(),
-                         "load_average_at_start": [round(x, 2) for x in os.getloadavg()]},
-            "software": {"python": platform.python_version(), "numpy": np.__version__, "numba": numba.__version__,
-                         "numba_num_threads": numba.config.NUMBA_NUM_THREADS, "platform": platform.platform(),
-                         "viscover_git_commit": commit, "pixie_or_graph_files_uncommitted": dirty}}
+    return common_environment({"numba": numba.__version__, "numba_num_threads": numba.config.NUMBA_NUM_THREADS})
 
 
 def describe(values: np.ndarray) -> dict:

@@ -49,13 +49,14 @@ import argparse
 import datetime as _dt
 import json
 import os
-import platform
-import subprocess
 import sys
 import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import environment as common_environment  # noqa: E402
 
 
 def _early_threads(argv: list[str]) -> str:
@@ -292,40 +293,11 @@ def target_check(rows: list[dict], size: int, min_recall: float = 0.95, max_p99_
 
 # ---- environment ------------------------------------------------------------------------------------------------
 def environment() -> dict:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem_gb = None
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                mem_gb = round(int(line.split()[1]) / 2**20, 1)
-    except OSError:
-        pass
-    try:
-        affinity = len(os.sched_getaffinity(0))
-    except AttributeError:
-        affinity = None
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                                cwd=Path(__file__).resolve().parent, timeout=5).stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        commit = None
-    return {"hardware": {"cpu_model": cpu, "logical_cores": os.cpu_count(), "usable_cores": affinity,
-                         "memory_gb": mem_gb, "machine": platform.machine(),
-                         "load_average_at_start": [round(x, 2) for x in os.getloadavg()]},
-            "software": {"python": platform.python_version(), "numpy": np.__version__, "faiss": faiss.__version__,
-                         "faiss_compile_options": faiss.get_compile_options().strip(),
-                         "faiss_omp_max_threads_default": faiss.omp_get_max_threads(),
-                         "numpy_openblas_num_threads": os.environ.get("OPENBLAS_NUM_THREADS"),
-                         "numpy_openblas_num_threads_set_by": "user environment" if _BLAS_ENV_PRESET
-                         else "this script (= --threads)",
-                         "platform": platform.platform(), "viscover_git_commit": commit}}
+    return common_environment({
+        "faiss": faiss.__version__, "faiss_compile_options": faiss.get_compile_options().strip(),
+        "faiss_omp_max_threads_default": faiss.omp_get_max_threads(),
+        "numpy_openblas_num_threads": os.environ.get("OPENBLAS_NUM_THREADS"),
+        "numpy_openblas_num_threads_set_by": "user environment" if _BLAS_ENV_PRESET else "this script (= --threads)"})
 
 
 # ---- main -------------------------------------------------------------------------------------------------------

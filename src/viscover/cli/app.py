@@ -40,6 +40,20 @@ def _fail(message: str, code: int = 1) -> None:
     raise typer.Exit(code)
 
 
+def _report(data: dict, json_path: Path | None, show: Callable[[], None]) -> None:
+    """Evaluation output: JSON on stdout for `--json -`; else the table, and the JSON file when asked."""
+    if json_path is not None and str(json_path) == "-":
+        print(json.dumps(data, indent=2))
+        return
+    show()
+    if json_path is not None:
+        from viscover.cli.render import err_console
+
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(data, indent=2) + "\n")
+        err_console.print(f"wrote {json_path}")
+
+
 def handle_errors(fn: Callable) -> Callable:
     """Show user-caused errors as one line (exit 1); an interrupt exits 130 keeping what was committed."""
 
@@ -184,7 +198,7 @@ def eval_(
     Queries are rows with a label for TASK (and the query domain); the gallery is all labelled rows (or those of
     the gallery domain); a query never retrieves itself. Reports Recall@1/5/10 and MAP@R.
     """
-    from viscover.cli.render import err_console, print_eval, rich_progress
+    from viscover.cli.render import print_eval, rich_progress
     from viscover.config import Settings
     from viscover.eval.retrieval import evaluate_manifest
 
@@ -192,15 +206,7 @@ def eval_(
     report = evaluate_manifest(manifest, task, model=model, query_domain=query_domain,
                                gallery_domain=gallery_domain, query_split=query_split, gallery_split=gallery_split,
                                settings=settings, progress=rich_progress)
-    data = report.to_dict()
-    if json_path is not None and str(json_path) == "-":
-        print(json.dumps(data, indent=2))
-        return
-    print_eval(report)
-    if json_path is not None:
-        json_path.parent.mkdir(parents=True, exist_ok=True)
-        json_path.write_text(json.dumps(data, indent=2) + "\n")
-        err_console.print(f"wrote {json_path}")
+    _report(report.to_dict(), json_path, lambda: print_eval(report))
 
 
 @app.command()
@@ -258,7 +264,7 @@ def eval_related(
     """Measure related items on a manifest with boards: hide one board membership per sampled item and check
     whether the item's related items contain its hidden board-mates (hit-rate@10/@50, MRR), for the blend and
     for Pixie, plain co-occurrence and visual similarity alone."""
-    from viscover.cli.render import err_console, print_related_eval, rich_progress
+    from viscover.cli.render import print_related_eval, rich_progress
     from viscover.config import Settings
     from viscover.eval.related_eval import evaluate_related
     from viscover.graph.prune import PruneParams
@@ -267,14 +273,7 @@ def eval_related(
     result = evaluate_related(manifest, queries=queries, seed=seed, model=model, settings=settings,
                               progress=rich_progress, learned=learned,
                               prune=PruneParams(min_coherence=prune_min_coherence, max_board_size=prune_max_board))
-    if json_path is not None and str(json_path) == "-":
-        print(json.dumps(result, indent=2))
-        return
-    print_related_eval(result)
-    if json_path is not None:
-        json_path.parent.mkdir(parents=True, exist_ok=True)
-        json_path.write_text(json.dumps(result, indent=2) + "\n")
-        err_console.print(f"wrote {json_path}")
+    _report(result, json_path, lambda: print_related_eval(result))
 
 
 def _train_help(name: str) -> str:
