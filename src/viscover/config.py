@@ -19,8 +19,14 @@ from viscover.errors import ConfigError
 CONFIG_FILE = "viscover.toml"
 
 
-def _s(default: Any, help: str) -> Any:
+def setting(default: Any, help: str) -> Any:
+    """A dataclass field with its help text (lists and dicts get a fresh copy per instance)."""
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata={"help": help})
     return field(default=default, metadata={"help": help})
+
+
+_s = setting
 
 
 @dataclass(frozen=True)

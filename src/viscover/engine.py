@@ -291,7 +291,7 @@ class Engine:
             visual = VisualNeighbours(graph, self.vector_index(model))
         except NotFoundError:
             visual = None  # not indexed yet: graph signals only
-        attrs, _, _ = item_attributes(self.store, graph)
+        attrs, _, domain_names = item_attributes(self.store, graph)
         prune_params = prune_params_of(self.settings)
         if visual is not None and prune_params.active:
             graph, _ = prune(graph, *visual.unit_vectors(), prune_params)
@@ -303,6 +303,7 @@ class Engine:
                                                  n_v=s.pixie_nv, bias=s.pixie_bias),
                                dedup_threshold=s.dedup_threshold)
         service = RelatedItems(graph, visual, attrs, image_of, load_ranker(self.home.root / "rank"), params)
+        service.domain_names = domain_names
         self._related = (key, service)
         return service
 
@@ -325,8 +326,7 @@ class Engine:
         nodes = graph.left_index([i.id for i in items])
         want = -1
         if domain is not None:
-            _, domains, _ = self.store.item_attributes()
-            names = sorted({d or "" for d in domains})
+            names = service.domain_names
             if domain not in names:
                 raise NotFoundError(f"no item has domain {domain!r} (domains: {', '.join(n for n in names if n)})")
             want = names.index(domain)

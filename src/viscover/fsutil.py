@@ -7,7 +7,7 @@ import hashlib
 import os
 import tempfile
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
 
 
 @contextlib.contextmanager
@@ -31,12 +31,6 @@ def atomic_path(path: Path) -> Iterator[Path]:
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
-
-
-def atomic_write_with(path: Path, writer: Callable[[Path], None]) -> None:
-    """Atomically create `path` by calling `writer(temp_path)`."""
-    with atomic_path(path) as tmp:
-        writer(tmp)
 
 
 def fsync_dir(folder: Path) -> None:

@@ -321,15 +321,6 @@ class CatalogStore:
                 labels[task][item_id] = label
         return np.array([r[0] for r in rows], np.int64), [r[1] for r in rows], dict(labels)
 
-    def board_names(self, board_ids) -> dict[int, str]:
-        ids = sorted({int(i) for i in board_ids})
-        out: dict[int, str] = {}
-        with self.engine.connect() as conn:
-            for part in _chunks(ids):
-                out.update({i: n for i, n in conn.execute(select(t.boards.c.id, t.boards.c.name)
-                                                          .where(t.boards.c.id.in_(part)))})
-        return out
-
     def board_exists(self, name: str) -> bool:
         with self.engine.connect() as conn:
             return conn.execute(select(t.boards.c.id).where(t.boards.c.name == name)).first() is not None

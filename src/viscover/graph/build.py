@@ -9,14 +9,20 @@ from viscover.graph.bipartite import Bipartite
 from viscover.related.candidates import ItemAttributes
 
 
+def domain_codes(domains: list[str | None]) -> tuple[np.ndarray, list[str]]:
+    """Integer code per item for its domain (no domain = ""), and the domain names by code."""
+    names = sorted({d or "" for d in domains})
+    code = {n: i for i, n in enumerate(names)}
+    return np.array([code[d or ""] for d in domains], np.int32), names
+
+
 def item_board_graph(store: CatalogStore) -> tuple[Bipartite, list[str]]:
     """Every item is a node (boardless ones too); each board's members are sorted by domain so that walks can
     be biased toward a domain. Returns the graph and the domain names by code."""
     items, boards = store.board_memberships()
     all_items, domains, _ = store.item_attributes()
-    names = sorted({d or "" for d in domains})
-    code = {n: i for i, n in enumerate(names)}
-    keys = {int(i): code[d or ""] for i, d in zip(all_items, domains)}
+    codes, names = domain_codes(domains)
+    keys = dict(zip(all_items.tolist(), codes.tolist()))
     return Bipartite.from_edges("item-board", items, boards, left_ids=all_items, left_keys=keys), names
 
 
@@ -35,17 +41,15 @@ def item_user_graph(store: CatalogStore) -> tuple[Bipartite, list[str]]:
 def item_attributes(store: CatalogStore, graph: Bipartite) -> tuple[ItemAttributes, list[str], list[str]]:
     """Label codes per task and domain codes per graph node; also the task names and domain names."""
     ids, domains, labels = store.item_attributes()
-    pos = np.searchsorted(ids, graph.left_ids)
-    domain_names = sorted({d or "" for d in domains})
-    dcode = {n: i for i, n in enumerate(domain_names)}
-    domain_codes = np.array([dcode[domains[p] or ""] for p in pos], np.int32)
+    codes, domain_names = domain_codes(domains)
+    domain_per_node = codes[np.searchsorted(ids, graph.left_ids)]
     tasks = sorted(labels)
     matrix = np.full((len(tasks), graph.n_left), -1, np.int32)
     for t, task in enumerate(tasks):
         names = sorted(set(labels[task].values()))
         lcode = {n: i for i, n in enumerate(names)}
-        for node, item in enumerate(graph.left_ids.tolist()):
-            label = labels[task].get(item)
-            if label is not None:
-                matrix[t, node] = lcode[label]
-    return ItemAttributes(labels=matrix, domains=domain_codes), tasks, domain_names
+        items = np.fromiter(labels[task].keys(), np.int64, len(labels[task]))
+        nodes = graph.left_index(items)
+        values = np.array([lcode[v] for v in labels[task].values()], np.int32)
+        matrix[t, nodes[nodes >= 0]] = values[nodes >= 0]
+    return ItemAttributes(labels=matrix, domains=domain_per_node), tasks, domain_names

@@ -18,7 +18,7 @@ import numpy as np
 from viscover.eval.metrics import related_metrics
 from viscover.graph.bipartite import Bipartite
 from viscover.graph.holdout import hidden_memberships
-from viscover.rank.ranker import MONOTONE, RankParams, Ranker
+from viscover.rank.ranker import RankParams, Ranker, lgb_params
 from viscover.related.candidates import FEATURES, features, heuristic_score
 
 
@@ -72,17 +72,13 @@ def train_board_ranker(graph: Bipartite, make_service: Callable[[Bipartite], obj
     # LambdaRank over each query's candidates: every query counts alike and the top of each list matters most.
     # (A pointwise loss let the few huge boards, with hundreds of positives each, decide: measured on clothing,
     # held-out hit@10 0.53 pointwise vs 0.73 for the heuristic.)
-    lgb_params = {"objective": "lambdarank", "lambdarank_truncation_level": 20, "eval_at": [10],
-                  "learning_rate": params.learning_rate, "num_leaves": params.num_leaves,
-                  "min_data_in_leaf": params.min_data_in_leaf, "lambda_l2": params.lambda_l2, "seed": params.seed,
-                  "deterministic": True, "force_row_wise": True, "num_threads": params.threads, "verbosity": -1,
-                  "monotone_constraints": [int(f in MONOTONE) for f in FEATURES],
-                  "monotone_constraints_method": "advanced"}
     train_rows = ~is_held  # rows are grouped by query, in query order
     sizes = np.bincount(group[train_rows])
     data = lgb.Dataset(x[train_rows], y[train_rows].astype(np.float64), group=sizes[sizes > 0],
                        feature_name=list(FEATURES))
-    ranker = Ranker(lgb.train(lgb_params, data, num_boost_round=params.rounds), threads=params.threads)
+    booster = lgb.train(lgb_params(params, objective="lambdarank", lambdarank_truncation_level=20), data,
+                        num_boost_round=params.rounds)
+    ranker = Ranker(booster, threads=params.threads)
     report.heldout_queries = len(held)
     if len(held):
         learned, heuristic, relevant = [], [], []

@@ -223,15 +223,9 @@ def train_ranker(service, graph, events, folder: Path | None = None,
     uniq, inv = np.unique(key, return_inverse=True)
     weight = np.bincount(inv, weights=w[tr])
     x_train, y_train = rows.x[uniq // 2], (uniq % 2).astype(np.float64)
-    lgb_params = {"objective": "binary", "learning_rate": params.learning_rate, "num_leaves": params.num_leaves,
-                  "min_data_in_leaf": params.min_data_in_leaf, "min_sum_hessian_in_leaf": 1e-3,
-                  "lambda_l2": params.lambda_l2, "seed": params.seed, "deterministic": True, "force_row_wise": True,
-                  "num_threads": params.threads, "verbosity": -1}
-    if params.monotone:
-        lgb_params["monotone_constraints"] = [int(f in params.monotone) for f in FEATURES]
-        lgb_params["monotone_constraints_method"] = "advanced"
     data = lgb.Dataset(x_train, y_train, weight=weight, feature_name=list(FEATURES), free_raw_data=True)
-    booster = lgb.train(lgb_params, data, num_boost_round=params.rounds)
+    booster = lgb.train(lgb_params(params, objective="binary", min_sum_hessian_in_leaf=1e-3), data,
+                        num_boost_round=params.rounds)
     ranker = Ranker(booster, threads=params.threads)
 
     if len(held):
@@ -246,6 +240,17 @@ def train_ranker(service, graph, events, folder: Path | None = None,
     if folder is not None:
         ranker.save(Path(folder))
     return report
+
+
+def lgb_params(params: RankParams, **overrides) -> dict:
+    """LightGBM settings shared by every ranker: seeded, deterministic, monotone in the similarity signals."""
+    out = {"learning_rate": params.learning_rate, "num_leaves": params.num_leaves,
+           "min_data_in_leaf": params.min_data_in_leaf, "lambda_l2": params.lambda_l2, "seed": params.seed,
+           "deterministic": True, "force_row_wise": True, "num_threads": params.threads, "verbosity": -1}
+    if params.monotone:
+        out["monotone_constraints"] = [int(f in params.monotone) for f in FEATURES]
+        out["monotone_constraints_method"] = "advanced"
+    return {**out, **overrides}
 
 
 def _params_dict(params: RankParams) -> dict:

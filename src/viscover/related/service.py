@@ -87,6 +87,7 @@ class RelatedItems:
                  params: RelatedParams = RelatedParams()):
         self.graph, self.visual, self.attrs, self.ranker, self.params = graph, visual, attrs, ranker, params
         self.image_of = image_of  # image id per node: exact duplicates share one
+        self.domain_names: list[str] = []  # domain name by code (graph.left_keys), when built from a catalogue
         self.walker = PixieWalker(graph)
 
     def related(self, query_nodes, weights=None, k: int = 10, want_domain: int = -1,
