@@ -62,6 +62,14 @@ class Settings:
     prune_max_board: int = _s(0, "Graph pruning: drop boards with more items than this (0: no limit).")
     prune_popular_degree: int = _s(0, "Graph pruning: items on more boards than this keep their most similar "
                                       "half (0: off).")
+    detector: str = _s("", "Object detector ONNX file (CenterNet, COCO) for shop-the-look; empty: none.")
+    detect_min_score: float = _s(0.3, "Detected objects scoring below this are not shown.")
+    api_key: str = _s("", "Key that write requests to the server must send (X-API-Key); empty: one is generated "
+                          "at start and printed.")
+    no_auth: bool = _s(False, "Let the server accept writes without a key (local use only).")
+    cors_origins: str = _s("", "Comma-separated origins allowed to call the API from a browser; empty: CORS off.")
+    max_manifest_bytes: int = _s(512 * 1024 * 1024, "Refuse uploaded manifests larger than this many bytes.")
+    request_timeout: float = _s(60.0, "Seconds a server request may take before it is answered with 503.")
 
     @classmethod
     def names(cls) -> list[str]:

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,9 +26,10 @@ from viscover.config import Settings
 from viscover.embed import Embedder, load_embedder, resolve_model
 from viscover.embed.pipeline import ImageJob, decode_pixels, embed_batch, embed_images
 from viscover.embed.vectors import EmbeddingStore
-from viscover.errors import BadImageError, BadRequestError, NotFoundError
-from viscover.imaging import CropBox
+from viscover.errors import BadImageError, BadRequestError, NotFoundError, UnavailableError
+from viscover.imaging import CropBox, decode_image, read_image_bytes
 from viscover.index import Codec, IndexCorruptError, VectorIndex
+from viscover.index.faiss_index import MANIFEST as INDEX_MANIFEST
 from viscover.fsutil import atomic_write_bytes
 from viscover.paths import Home
 from viscover.progress import ProgressFactory, no_progress
@@ -36,6 +38,7 @@ from viscover.search.searcher import run_search
 
 if TYPE_CHECKING:  # heavy imports (numba) only when related items are used
     from viscover.catalog.engagement import EngagementReport
+    from viscover.detect import Detection, Detector
     from viscover.graph import Bipartite
     from viscover.related.service import RelatedHit, RelatedItems
 
@@ -63,6 +66,15 @@ class IndexReport:
                 "kind": self.kind, "seconds": round(self.seconds, 3)}
 
 
+@dataclass
+class SceneObjects:
+    """Objects detected in one image, with the image's upright size."""
+
+    width: int
+    height: int
+    objects: list["Detection"]
+
+
 class Engine:
     """A catalogue home folder: its store, embeddings and indexes, and every operation on them."""
 
@@ -80,8 +92,15 @@ class Engine:
         self.store = CatalogStore(url)
         self._embedders: dict[str, Embedder] = {}
         self._indexes: dict[str, VectorIndex] = {}
+        self._index_stamps: dict[str, tuple[int, int] | None] = {}
         self._graph = None  # (catalogue signature, Bipartite)
         self._related = None  # (key, RelatedItems)
+        # An Engine may serve many threads (the HTTP server): caches are filled under one lock, and Pixie's walker
+        # (one reusable visit buffer) runs under another. Indexes are never changed in place while cached:
+        # `index` and `remove` work on a fresh copy and swap it in.
+        self._cache_lock = threading.RLock()
+        self._walk_lock = threading.Lock()
+        self._detector = None
 
     def close(self) -> None:
         self.store.close()
@@ -111,15 +130,16 @@ class Engine:
                 continue  # rebuilt from the catalogue by the next `index`
             if index is not None and index.remove(ids):
                 index.save(folder)
-                self._indexes.pop(folder.name, None)
+                self._keep_index(folder.name, index)  # swap in the updated copy
         return [k for k in keys if k not in deleted]
 
     # ---- models and indexes ----------------------------------------------------------------------------------
     def embedder(self, model: str | None = None) -> Embedder:
         name = resolve_model(model or self.settings.model)
-        if name not in self._embedders:
-            self._embedders[name] = load_embedder(name)
-        return self._embedders[name]
+        with self._cache_lock:
+            if name not in self._embedders:
+                self._embedders[name] = load_embedder(name)
+            return self._embedders[name]
 
     def index(self, model: str | None = None, *, rebuild: bool = False,
               progress: ProgressFactory = no_progress) -> IndexReport:
@@ -182,12 +202,19 @@ class Engine:
                                       self.settings, codec=codec, model=embedder.name)
             report.rebuilt, report.added = True, len(item_ids)
         index.save(folder)
-        self._indexes[embedder.key] = index
+        self._keep_index(embedder.key, index)
         report.size, report.kind = len(index), index.describe()["float"]
 
     def vector_index(self, model: str | None = None) -> VectorIndex:
-        """The saved index of a model, loaded once and kept."""
+        """The saved index of a model, loaded once and kept; reloaded when another process saved a newer one."""
         embedder = self.embedder(model)
+        with self._cache_lock:
+            return self._cached_index(embedder, model)
+
+    def _cached_index(self, embedder: Embedder, model: str | None) -> VectorIndex:
+        stamp = _stamp(self.home.index(embedder.key) / INDEX_MANIFEST)
+        if self._index_stamps.get(embedder.key) != stamp:
+            self._indexes.pop(embedder.key, None)
         if embedder.key not in self._indexes:
             try:
                 index = VectorIndex.load(self.home.index(embedder.key), self.settings)
@@ -196,8 +223,13 @@ class Engine:
             if index is None:
                 raise NotFoundError(f"no index for model {embedder.name} in {self.home.root}; run `viscover index`"
                                     + (f" --model {model}" if model else ""))
-            self._indexes[embedder.key] = index
+            self._keep_index(embedder.key, index)
         return self._indexes[embedder.key]
+
+    def _keep_index(self, key: str, index: VectorIndex) -> None:
+        """Cache an index just loaded or saved, with the stamp of its manifest file to notice newer saves."""
+        self._indexes[key] = index
+        self._index_stamps[key] = _stamp(self.home.index(key) / INDEX_MANIFEST)
 
     # ---- search ----------------------------------------------------------------------------------------------
     def search_image(self, image: str | Path | bytes, *, crop: CropBox | None = None, k: int | None = None,
@@ -248,9 +280,37 @@ class Engine:
         return run_search(self.store, index, floats, bits, k=k, filters=filters, binary=binary, exclude=exclude,
                           collapse=collapse, dedup_threshold=self.settings.dedup_threshold)
 
+    # ---- objects in scenes ----------------------------------------------------------------------------------
+    def detector(self) -> "Detector":
+        """The object detector of the `detector` setting, loaded once; UnavailableError when none is set."""
+        from viscover.detect import load_detector
+
+        if not self.settings.detector:
+            raise UnavailableError("object detection is off: set the detector setting (VISCOVER_DETECTOR or "
+                                   "viscover.toml) to a CenterNet ONNX file")
+        with self._cache_lock:
+            if self._detector is None:
+                self._detector = load_detector(self.settings.detector)
+            return self._detector
+
+    def detect(self, image: str | Path | bytes, *, min_score: float | None = None) -> "SceneObjects":
+        """Objects in an image (file, URL or bytes), boxes in the upright image's pixels: each box is a crop to
+        search by ("shop the look")."""
+        detector = self.detector()
+        data = image if isinstance(image, bytes) else read_image_bytes(image, max_bytes=self.settings.max_image_bytes,
+                                                                       timeout=self.settings.url_timeout)
+        name = "uploaded image" if isinstance(image, bytes) else str(image)
+        img = decode_image(data, max_pixels=self.settings.max_image_pixels, name=name)
+        score = self.settings.detect_min_score if min_score is None else min_score
+        return SceneObjects(img.width, img.height, detector.detect(img, min_score=score))
+
     # ---- related items ---------------------------------------------------------------------------------------
     def item_graph(self) -> "Bipartite":
         """The item-board graph, rebuilt (and saved under graph/) whenever the catalogue's items or boards changed."""
+        with self._cache_lock:
+            return self._item_graph()
+
+    def _item_graph(self) -> "Bipartite":
         from viscover.graph import Bipartite
         from viscover.graph.build import item_board_graph
 
@@ -277,6 +337,10 @@ class Engine:
 
     def related_service(self, model: str | None = None) -> "RelatedItems":
         """The related-items service over the current graph, the model's index (if any) and the ranker (if any)."""
+        with self._cache_lock:
+            return self._related_service(model)
+
+    def _related_service(self, model: str | None) -> "RelatedItems":
         from viscover.graph.build import item_attributes
         from viscover.graph.prune import prune, prune_params_of
         from viscover.rank.ranker import load_ranker
@@ -284,13 +348,14 @@ class Engine:
         from viscover.related.service import RelatedItems, RelatedParams, VisualNeighbours
 
         graph = self.item_graph()
-        key = (id(graph), model)
+        try:
+            index = self.vector_index(model)
+        except NotFoundError:
+            index = None  # not indexed yet: graph signals only
+        key = (id(graph), id(index), model)
         if self._related is not None and self._related[0] == key:
             return self._related[1]
-        try:
-            visual = VisualNeighbours(graph, self.vector_index(model))
-        except NotFoundError:
-            visual = None  # not indexed yet: graph signals only
+        visual = None if index is None else VisualNeighbours(graph, index)
         attrs, _, domain_names = item_attributes(self.store, graph)
         prune_params = prune_params_of(self.settings)
         if visual is not None and prune_params.active:
@@ -330,7 +395,8 @@ class Engine:
             if domain not in names:
                 raise NotFoundError(f"no item has domain {domain!r} (domains: {', '.join(n for n in names if n)})")
             want = names.index(domain)
-        result = service.related(nodes, weights, k=k, want_domain=want, score_by=score_by)
+        with self._walk_lock:
+            result = service.related(nodes, weights, k=k, want_domain=want, score_by=score_by)
         found = self.store.items_by_ids(graph.left_ids[result.nodes].tolist())
         return [RelatedHit(item=found[int(graph.left_ids[n])], score=float(score), explanation=result.explain(i))
                 for i, (n, score) in enumerate(zip(result.nodes, result.scores)) if int(graph.left_ids[n]) in found]
@@ -392,6 +458,15 @@ class Engine:
             out["models"][folder.name] = entry
         out["bad_image_examples"] = [f"{u}: {e}" for u, e in self.store.bad_images(5)]
         return out
+
+
+def _stamp(path: Path) -> tuple[int, int] | None:
+    """(mtime in ns, inode) of a file, None if absent: changes whenever the file is atomically replaced."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_ino
 
 
 def _in(value: int, sorted_ids: np.ndarray) -> bool:

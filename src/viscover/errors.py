@@ -29,3 +29,7 @@ class BadRequestError(ViscoverError):
 
 class ModelError(ViscoverError):
     """An embedding model cannot be found, exported or loaded."""
+
+
+class UnavailableError(ViscoverError):
+    """An optional feature that is not set up here, e.g. object detection without a detector model."""

@@ -13,7 +13,7 @@ from sqlalchemy.exc import ArgumentError, OperationalError
 
 from viscover.catalog import schema as t
 from viscover.catalog.records import ITEM_FIELDS, ImageRecord, Item, ItemRecord
-from viscover.errors import ConfigError, NotFoundError
+from viscover.errors import BadRequestError, ConfigError, NotFoundError
 
 _CHUNK = 500  # ids per IN (...) list: well under every database's bound-parameter limit
 
@@ -41,6 +41,18 @@ class Filters:
 
     def __bool__(self) -> bool:
         return bool(self.labels or self.domain or self.board)
+
+    @classmethod
+    def parse(cls, labels: Sequence[str] = (), domain: str | None = None, board: str | None = None) -> "Filters":
+        """Filters from user text: each label as TASK=LABEL (or TASK:LABEL); empty strings mean "no condition"."""
+        pairs = []
+        for spec in labels:
+            cut = min((i for i in (spec.find("="), spec.find(":")) if i > 0), default=-1)
+            task, value = spec[:cut].strip(), spec[cut + 1:].strip()
+            if cut < 0 or not task or not value:
+                raise BadRequestError(f"label filter {spec!r}: expected TASK=LABEL, e.g. category=Shoes")
+            pairs.append((task, value))
+        return cls(labels=tuple(pairs), domain=domain or None, board=board or None)
 
 
 def _chunks(values: Sequence, size: int = _CHUNK) -> Iterable[Sequence]:
@@ -249,6 +261,14 @@ class CatalogStore:
                                         boards=boards.get(r["id"], []))
         return out
 
+    def image_of_item_sha(self, sha256: str) -> tuple[str, str] | None:
+        """(uri, format) of the image with this content hash if some item shows it, else None: what may be served."""
+        q = (select(t.images.c.uri, t.images.c.format).where(t.images.c.sha256 == sha256)
+             .where(t.images.c.id.in_(select(t.items.c.image_id))))
+        with self.engine.connect() as conn:
+            row = conn.execute(q).first()
+        return None if row is None else (row[0], row[1])
+
     def item_images(self) -> tuple[np.ndarray, np.ndarray]:
         """(item ids, image ids) of every item, sorted by item id: what the index should contain."""
         with self.engine.connect() as conn:
@@ -266,6 +286,29 @@ class CatalogStore:
 
     def filter_item_ids(self, filters: Filters) -> np.ndarray:
         """Internal ids of items matching every condition of `filters`, sorted."""
+        with self.engine.connect() as conn:
+            return np.array(sorted(r[0] for r in conn.execute(self._filtered(filters))), dtype=np.int64)
+
+    def page_items(self, filters: Filters = Filters(), offset: int = 0, limit: int = 50) -> tuple[list[Item], int]:
+        """One page of items matching `filters` in catalogue order (by row id), and how many match in all."""
+        q = self._filtered(filters)
+        with self.engine.connect() as conn:
+            total = conn.execute(select(func.count()).select_from(q.subquery())).scalar_one()
+            ids = [r[0] for r in conn.execute(q.order_by(t.items.c.id).offset(offset).limit(limit))]
+        found = self.items_by_ids(ids)
+        return [found[i] for i in ids if i in found], int(total)
+
+    def page_boards(self, offset: int = 0, limit: int = 50) -> tuple[list[tuple[str, int, int]], int]:
+        """One page of boards by name: (name, number of items, first item's row id), and the number of boards."""
+        size = func.count(t.board_items.c.item_id)
+        q = (select(t.boards.c.name, size, func.min(t.board_items.c.item_id))
+             .join(t.board_items, t.board_items.c.board_id == t.boards.c.id)
+             .group_by(t.boards.c.id, t.boards.c.name).order_by(t.boards.c.name).offset(offset).limit(limit))
+        with self.engine.connect() as conn:
+            total = conn.execute(select(func.count(func.distinct(t.board_items.c.board_id)))).scalar_one()
+            return [(n, int(c), int(first)) for n, c, first in conn.execute(q)], int(total)
+
+    def _filtered(self, filters: Filters):
         q = select(t.items.c.id)
         for task, label in filters.labels:
             sub = select(t.labels.c.item_id).where(t.labels.c.task == task, t.labels.c.label == label)
@@ -276,8 +319,7 @@ class CatalogStore:
             sub = (select(t.board_items.c.item_id).join(t.boards, t.boards.c.id == t.board_items.c.board_id)
                    .where(t.boards.c.name == filters.board))
             q = q.where(t.items.c.id.in_(sub))
-        with self.engine.connect() as conn:
-            return np.array(sorted(r[0] for r in conn.execute(q)), dtype=np.int64)
+        return q
 
     def item_ids_with_images(self, image_ids: Iterable[int]) -> np.ndarray:
         """Items showing any of these images (exact duplicates share an image)."""

@@ -162,13 +162,7 @@ def search(
 
     if (image is None) == (item is None):
         raise BadRequestError("give exactly one query: an image path/URL argument, or --item ID")
-    labels = []
-    for spec in label or []:
-        task, sep, value = spec.partition("=")
-        if not sep or not task or not value:
-            raise BadRequestError(f"--label {spec!r}: expected TASK=LABEL, e.g. --label category=Shoes")
-        labels.append((task, value))
-    filters = Filters(labels=tuple(labels), domain=domain, board=board)
+    filters = Filters.parse(label or [], domain, board)
     box = parse_crop(crop) if crop else None
     with _engine(home, db) as engine:
         kwargs = dict(crop=box, k=k, filters=filters, binary=binary, collapse=collapse, model=model)
@@ -376,6 +370,43 @@ def info(
         print(json.dumps(data, indent=2, default=str))
     else:
         print_info(data)
+
+
+@app.command()
+@handle_errors
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on (0.0.0.0 for every interface).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    api_key: Annotated[Optional[str], typer.Option(help="Key that write requests must send in X-API-Key "
+                                                   "(default: the api_key setting, else a new random key, "
+                                                   "printed).", envvar="VISCOVER_API_KEY")] = None,
+    no_auth: Annotated[bool, typer.Option("--no-auth", help="Accept writes without a key (local use "
+                                          "only).")] = False,
+    detector: Annotated[Optional[str], typer.Option(help="Object detector ONNX file for shop-the-look "
+                                                    "(default: the detector setting).")] = None,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+    home: HomeOpt = DEFAULT_HOME,
+    db: DbOpt = None,
+) -> None:
+    """Serve the web UI and the JSON API (documented at /docs) over the catalogue."""
+    from viscover.cli.render import console
+    from viscover.serve.run import options_from
+    from viscover.serve.run import serve as run_server
+
+    engine = _engine(home, db, detector=detector)
+    options = options_from(engine.settings, api_key=api_key, no_auth=no_auth or None)
+    shown = "localhost" if host in ("127.0.0.1", "0.0.0.0", "::") else host
+    console.print(f"viscover serving [bold]{engine.home.root}[/] at [bold]http://{shown}:{port}/[/] "
+                  f"(API docs: http://{shown}:{port}/docs)", highlight=False)
+    if options.no_auth:
+        console.print("[yellow]writes are open to anyone who can reach this address (--no-auth)[/]")
+    elif not (api_key or engine.settings.api_key):
+        console.print(f"API key for writes (X-API-Key header): [bold]{options.api_key}[/] "
+                      "(set api_key in viscover.toml to keep one)", highlight=False)
+    try:
+        run_server(engine, options, host=host, port=port, log_level=log_level)
+    finally:
+        engine.close()
 
 
 engagement_app = typer.Typer(help="Engagement logs: impressions of related items with clicks and saves.",

@@ -1,0 +1,189 @@
+"""Read endpoints: items, boards, visual search, related items, object detection, readiness."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+from fastapi import APIRouter, File, Query, Request, UploadFile
+
+from viscover.catalog.store import Filters
+from viscover.errors import BadRequestError, NotFoundError, ViscoverError
+from viscover.index import IndexCorruptError
+from viscover.imaging import CropBox, parse_crop
+from viscover.serve import schemas as s
+from viscover.serve.deps import EngineDep, FiltersDep, TooLargeError, item_out, page
+
+router = APIRouter(prefix="/api")
+
+Offset = Annotated[int, Query(ge=0, le=10_000_000, description="Items to skip.")]
+Limit = Annotated[int, Query(ge=1, le=500, description="Items per page.")]
+K = Annotated[int, Query(ge=1, le=1000, description="Number of results.")]
+Crop = Annotated[str | None, Query(description="Search by a region x,y,w,h in pixels of the (upright) query image.",
+                                   max_length=100, examples=["10,20,200,150"])]
+Binary = Annotated[bool, Query(description="Search the binary (sign-bit) index, then re-rank by float.")]
+Collapse = Annotated[bool, Query(description="Fold near-duplicates into the best of them.")]
+
+
+@router.get("/health", response_model=s.Health, tags=["operations"])
+def health() -> dict:
+    """The process is up (liveness)."""
+    return {"status": "ok"}
+
+
+@router.get("/ready", response_model=s.Ready, responses={503: {"model": s.Ready}}, tags=["operations"])
+def ready(engine: EngineDep, request: Request):
+    """The catalogue is indexed and searches can be answered (readiness); 503 with the reason otherwise."""
+    from fastapi.responses import JSONResponse
+
+    body = {"ready": True, "items": engine.store.stats()["items"], "indexed": 0, "model": engine.settings.model,
+            "reason": None, "jobs_pending": request.app.state.jobs.pending()}
+    try:
+        body["indexed"] = len(engine.vector_index())
+    except (NotFoundError, IndexCorruptError) as e:
+        body.update(ready=False, reason=str(e))
+        return JSONResponse(body, status_code=503)
+    return body
+
+
+@router.get("/info", tags=["operations"])
+def info(engine: EngineDep, request: Request) -> dict:
+    """Catalogue counts, models and indexes, and which optional features this server has."""
+    data = engine.info()
+    data.pop("home", None), data.pop("database", None)  # server paths and URLs are not for clients
+    data["bad_image_examples"] = len(data.get("bad_image_examples", []))
+    try:
+        indexed = len(engine.vector_index())
+    except ViscoverError:
+        indexed = 0
+    data.update(model=engine.settings.model, indexed=indexed, features={
+        "detection": bool(engine.settings.detector), "related": data.get("board_memberships", 0) > 0,
+        "writes": "open" if request.app.state.options.no_auth else "key"})
+    return data
+
+
+@router.get("/items", response_model=s.ItemPage, responses=s.ERRORS, tags=["catalogue"])
+def list_items(engine: EngineDep, filters: FiltersDep, offset: Offset = 0, limit: Limit = 50) -> dict:
+    """Page through the catalogue (in ingest order), optionally filtered by label, domain or board."""
+    items, total = engine.store.page_items(filters, offset, limit)
+    return {"items": [item_out(i) for i in items], **page(total, offset, len(items))}
+
+
+@router.get("/items/{item_id:path}", response_model=s.ItemOut, responses=s.ERRORS, tags=["catalogue"])
+def get_item(item_id: str, engine: EngineDep) -> dict:
+    """One item: metadata, labels, boards and image URLs."""
+    return item_out(engine.store.item(item_id))
+
+
+@router.get("/boards", response_model=s.BoardPage, responses=s.ERRORS, tags=["catalogue"])
+def list_boards(engine: EngineDep, offset: Offset = 0, limit: Limit = 50) -> dict:
+    """Boards by name, each with its size and first item as a cover."""
+    rows, total = engine.store.page_boards(offset, limit)
+    covers = engine.store.items_by_ids([first for _, _, first in rows])
+    boards = [{"name": n, "size": size, "cover": item_out(covers[first]) if first in covers else None}
+              for n, size, first in rows]
+    return {"boards": boards, **page(total, offset, len(rows))}
+
+
+@router.get("/boards/{name:path}", response_model=s.BoardItems, responses=s.ERRORS, tags=["catalogue"])
+def get_board(name: str, engine: EngineDep, offset: Offset = 0, limit: Limit = 50) -> dict:
+    """The items of one board."""
+    if not engine.store.board_exists(name):
+        raise NotFoundError(f"unknown board {name!r}; list boards with GET /api/boards")
+    items, total = engine.store.page_items(Filters(board=name), offset, limit)
+    return {"name": name, "items": [item_out(i) for i in items], **page(total, offset, len(items))}
+
+
+def _crop(text: str | None) -> CropBox | None:
+    return parse_crop(text) if text else None
+
+
+def _hits(hits, query: dict, start: float) -> dict:
+    return {"query": query, "took_ms": round((time.perf_counter() - start) * 1000, 2),
+            "results": [{**item_out(h.item), "score": float(h.score), "duplicates": [d.key for d in h.duplicates]}
+                        for h in hits]}
+
+
+@router.get("/search", response_model=s.SearchOut, responses=s.ERRORS, tags=["search"])
+def search(engine: EngineDep, filters: FiltersDep,
+           item: Annotated[str | None, Query(description="Query by this item's image (\"more like this\").",
+                                             max_length=2000)] = None,
+           url: Annotated[str | None, Query(description="Query by the image at this http(s) URL.",
+                                            max_length=4000)] = None,
+           crop: Crop = None, k: K = 20, binary: Binary = False, collapse: Collapse = True) -> dict:
+    """Visual search by a catalogue item or an image URL, optionally by a crop box of it. Upload an image with
+    POST /api/search instead."""
+    start = time.perf_counter()
+    if (item is None) == (url is None):
+        raise BadRequestError("give exactly one query: item=ID or url=IMAGE_URL (or POST an image file)")
+    box = _crop(crop)
+    kwargs = dict(crop=box, k=k, filters=filters, binary=binary, collapse=collapse)
+    if item is not None:
+        hits = engine.search_item(item, **kwargs)
+    else:
+        if not url.lower().startswith(("http://", "https://")):
+            raise BadRequestError(f"url {url!r}: only http:// and https:// image URLs can be searched")
+        hits = engine.search_image(url, **kwargs)
+    query = {"item": item} if item is not None else {"url": url}
+    return _hits(hits, {**query, "crop": str(box) if box else None, "k": k, "binary": binary}, start)
+
+
+def read_upload(file: UploadFile, limit: int, what: str = "image") -> bytes:
+    """The bytes of an uploaded file, refusing more than `limit` without reading it all."""
+    data = file.file.read(limit + 1)
+    if len(data) > limit:
+        raise TooLargeError(f"uploaded {what} {file.filename!r} is over the limit of {limit:,} bytes")
+    if not data:
+        raise BadRequestError(f"uploaded {what} {file.filename!r} is empty")
+    return data
+
+
+@router.post("/search", response_model=s.SearchOut, responses=s.ERRORS, tags=["search"])
+def search_upload(engine: EngineDep, filters: FiltersDep,
+                  file: Annotated[UploadFile, File(description="The query image (JPEG, PNG, WebP, GIF, ...).")],
+                  crop: Crop = None, k: K = 20, binary: Binary = False, collapse: Collapse = True) -> dict:
+    """Visual search by an uploaded image (multipart field `file`), optionally by a crop box of it."""
+    start = time.perf_counter()
+    data = read_upload(file, engine.settings.max_image_bytes)
+    box = _crop(crop)
+    hits = engine.search_image(data, crop=box, k=k, filters=filters, binary=binary, collapse=collapse)
+    return _hits(hits, {"upload": file.filename, "bytes": len(data), "crop": str(box) if box else None, "k": k,
+                        "binary": binary}, start)
+
+
+@router.get("/related", response_model=s.RelatedList, responses=s.ERRORS, tags=["related"])
+def related(engine: EngineDep,
+            item: Annotated[list[str], Query(description="Item id(s): one, or several (e.g. a user's recent "
+                                             "saves).", min_length=1, max_length=100)],
+            k: K = 20,
+            domain: Annotated[str | None, Query(description="Bias walks toward items of this domain.",
+                                                max_length=200)] = None,
+            explain: Annotated[bool, Query(description="Say which generators proposed each item.")] = False
+            ) -> dict:
+    """Related items from the board graph (Pixie walks), co-occurrence and looks, blended and ranked."""
+    start = time.perf_counter()
+    hits = engine.related(item, k=k, domain=domain or None)
+    results = [{**item_out(h.item), "score": float(h.score), "explanation": h.explanation if explain else None}
+               for h in hits]
+    return {"query": {"items": item, "k": k, "domain": domain}, "results": results,
+            "took_ms": round((time.perf_counter() - start) * 1000, 2)}
+
+
+def _detected(result, start: float) -> dict:
+    return {"width": result.width, "height": result.height, "objects": [o.to_dict() for o in result.objects],
+            "took_ms": round((time.perf_counter() - start) * 1000, 2)}
+
+
+@router.get("/detect", response_model=s.DetectOut, responses=s.ERRORS, tags=["search"])
+def detect(engine: EngineDep, item: Annotated[str, Query(description="Detect objects in this item's image.",
+                                                         max_length=2000)]) -> dict:
+    """Objects in an item's image (shop the look: search each one with its box as crop); 503 without a detector."""
+    start = time.perf_counter()
+    return _detected(engine.detect(engine.store.item(item).uri), start)
+
+
+@router.post("/detect", response_model=s.DetectOut, responses=s.ERRORS, tags=["search"])
+def detect_upload(engine: EngineDep, file: Annotated[UploadFile, File(description="A scene photo.")]) -> dict:
+    """Objects in an uploaded image; 503 without a detector."""
+    start = time.perf_counter()
+    return _detected(engine.detect(read_upload(file, engine.settings.max_image_bytes)), start)

@@ -1,0 +1,122 @@
+"""Write endpoints (API key required): add items from JSON rows or an uploaded manifest, delete items; both run as
+background jobs whose status and progress are at /api/jobs/{id}."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, File, Request, UploadFile
+from fastapi.responses import JSONResponse
+
+from viscover.engine import Engine
+from viscover.errors import BadRequestError, NotFoundError
+from viscover.serve import schemas as s
+from viscover.serve.deps import EngineDep, TooLargeError, WriteAccess
+from viscover.serve.jobs import Job
+
+router = APIRouter(prefix="/api", tags=["writes"])
+MANIFEST_TYPES = (".csv", ".tsv", ".jsonl", ".parquet")
+
+
+def _accepted(request: Request, job: Job) -> JSONResponse:
+    return JSONResponse({"job": job.to_dict(), "status_url": f"/api/jobs/{job.id}"}, status_code=202)
+
+
+def _ingest_job(engine: Engine, manifest: Path):
+    """Ingest a manifest, then embed and index what is new: the items are searchable when the job is done."""
+
+    def work(job: Job) -> dict:
+        try:
+            report = engine.ingest(manifest, progress=job.progress)
+            indexed = engine.index(progress=job.progress)
+        finally:
+            shutil.rmtree(manifest.parent, ignore_errors=True)
+        return {"ingest": report.to_dict(), "index": indexed.to_dict()}
+
+    return work
+
+
+def _upload_dir(engine: Engine, job_hint: str) -> Path:
+    import uuid
+
+    folder = engine.home.root / "uploads" / f"{job_hint}-{uuid.uuid4().hex[:12]}"
+    folder.mkdir(parents=True)
+    return folder
+
+
+@router.post("/items", status_code=202, response_model=s.JobAccepted, responses=s.WRITE_ERRORS,
+             dependencies=[WriteAccess])
+def add_items(body: s.IngestIn, engine: EngineDep, request: Request):
+    """Add or update items given as JSON manifest rows; embedding and indexing follow in the same job."""
+    folder = _upload_dir(engine, "json")
+    manifest = folder / "items.jsonl"
+    manifest.write_text("".join(json.dumps(row) + "\n" for row in body.items))
+    return _accepted(request, request.app.state.jobs.submit("ingest", _ingest_job(engine, manifest)))
+
+
+@router.post("/items/manifest", status_code=202, response_model=s.JobAccepted, responses=s.WRITE_ERRORS,
+             dependencies=[WriteAccess])
+def upload_manifest(engine: EngineDep, request: Request,
+                    file: Annotated[UploadFile, File(description="A manifest: .csv, .tsv, .jsonl or .parquet.")]):
+    """Add or update items from an uploaded manifest file. Its `path` values must lie under one of the server's
+    image_roots (anything else is refused per row); `url` values are downloaded."""
+    suffix = Path(file.filename or "").suffix.lower()
+    if suffix not in MANIFEST_TYPES:
+        raise BadRequestError(f"uploaded manifest {file.filename!r}: name it .csv, .tsv, .jsonl or .parquet")
+    folder = _upload_dir(engine, "manifest")
+    manifest = folder / f"manifest{suffix}"
+    limit, size = engine.settings.max_manifest_bytes, 0
+    with open(manifest, "wb") as out:
+        while chunk := file.file.read(1 << 20):  # streamed to disk: never the whole file in memory
+            size += len(chunk)
+            if size > limit:
+                out.close()
+                shutil.rmtree(folder, ignore_errors=True)
+                raise TooLargeError(f"uploaded manifest {file.filename!r} is over the limit of {limit:,} bytes "
+                                    "(max_manifest_bytes)")
+            out.write(chunk)
+    return _accepted(request, request.app.state.jobs.submit("ingest", _ingest_job(engine, manifest)))
+
+
+def _remove_job(engine: Engine, keys: list[str]):
+    def work(job: Job) -> dict:
+        job.stage, job.total = "remove", len(keys)
+        unknown = engine.remove(keys)
+        job.done = len(keys)
+        return {"removed": len(keys) - len(unknown), "unknown": unknown[:1000]}
+
+    return work
+
+
+@router.post("/items/delete", status_code=202, response_model=s.JobAccepted, responses=s.WRITE_ERRORS,
+             dependencies=[WriteAccess])
+def delete_items(body: s.DeleteIn, engine: EngineDep, request: Request):
+    """Delete items by id, from the catalogue and every index (no rebuild); unknown ids are listed in the result."""
+    keys = list(dict.fromkeys(body.ids))
+    return _accepted(request, request.app.state.jobs.submit("delete", _remove_job(engine, keys)))
+
+
+@router.delete("/items/{item_id:path}", status_code=202, response_model=s.JobAccepted, responses=s.WRITE_ERRORS,
+               dependencies=[WriteAccess])
+def delete_item(item_id: str, engine: EngineDep, request: Request):
+    """Delete one item (404 if unknown)."""
+    engine.store.item(item_id)  # NotFoundError for an unknown id, before queueing anything
+    return _accepted(request, request.app.state.jobs.submit("delete", _remove_job(engine, [item_id])))
+
+
+@router.get("/jobs", response_model=s.JobList, responses=s.WRITE_ERRORS, dependencies=[WriteAccess])
+def list_jobs(request: Request) -> dict:
+    """Recent jobs, newest first."""
+    return {"jobs": [j.to_dict() for j in request.app.state.jobs.all()]}
+
+
+@router.get("/jobs/{job_id}", response_model=s.JobOut, responses=s.WRITE_ERRORS, dependencies=[WriteAccess])
+def get_job(job_id: str, request: Request) -> dict:
+    """A job's state, stage and progress, and its result once done."""
+    job = request.app.state.jobs.get(job_id)
+    if job is None:
+        raise NotFoundError(f"unknown job {job_id!r} (jobs are kept in memory until the server restarts)")
+    return job.to_dict()

@@ -1,0 +1,198 @@
+"""The FastAPI application: routers, error handling, limits, metrics, offline API docs and the web UI."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from viscover.engine import Engine
+from viscover.errors import (BadImageError, BadManifestError, BadRequestError, ConfigError, ModelError,
+                             NotFoundError, UnavailableError, ViscoverError)
+from viscover.index import IndexCorruptError
+from viscover.serve import api_read, api_write, media
+from viscover.serve.deps import AuthError, TooLargeError
+from viscover.serve.jobs import JobQueue
+from viscover.serve.metrics import Metrics, clock
+
+log = logging.getLogger("viscover.serve")
+STATIC = Path(str(resources.files("viscover.serve") / "static"))
+
+# (status, error code) of each error a request can cause; anything else is a bug (500, logged with its trace)
+STATUS = [(AuthError, 401, "unauthorized"), (TooLargeError, 413, "too_large"), (NotFoundError, 404, "not_found"),
+          (BadImageError, 422, "bad_image"), (BadManifestError, 400, "bad_request"),
+          (BadRequestError, 400, "bad_request"), (UnavailableError, 503, "unavailable"),
+          (IndexCorruptError, 503, "unavailable"), (ModelError, 503, "unavailable"),
+          (ConfigError, 503, "unavailable"), (ViscoverError, 400, "bad_request")]
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    """How the server was started: its write key (or no_auth), request limits and CORS origins."""
+
+    api_key: str = ""
+    no_auth: bool = False
+    max_body_bytes: int = 512 * 1024 * 1024
+    request_timeout: float = 60.0
+    cors_origins: tuple[str, ...] = ()
+
+
+def error(status: int, code: str, detail: str) -> JSONResponse:
+    return JSONResponse({"detail": detail, "error": code}, status_code=status)
+
+
+def create_app(engine: Engine, options: ServeOptions) -> FastAPI:
+    """One app over one Engine; searches and reads run on FastAPI's thread pool, writes on one job thread."""
+    if not options.no_auth and not options.api_key:
+        raise ConfigError("the server needs an API key for writes (or no_auth for local use)")
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        app.state.jobs.close()  # the job thread ends after the job it is running
+
+    app = FastAPI(title="viscover", version=_version(), docs_url=None, redoc_url=None, lifespan=lifespan,
+                  description="Visual discovery over one catalogue: search by image, crop or item; related items; "
+                              "objects in scenes; catalogue reads and (with an API key) writes.")
+    app.state.engine, app.state.options, app.state.jobs = engine, options, JobQueue()
+    app.state.metrics = metrics = Metrics(lambda: _sizes(engine, app.state.jobs))
+    _add_error_handlers(app)
+    _add_middleware(app, options, metrics)
+    app.include_router(api_read.router)
+    app.include_router(api_write.router)
+    app.include_router(media.router)
+
+    @app.get("/metrics", include_in_schema=False)
+    def prometheus():
+        return metrics.render()
+
+    @app.get("/docs", include_in_schema=False)
+    def docs():
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="viscover API",
+                                   swagger_js_url="/static/vendor/swagger-ui-bundle.js",
+                                   swagger_css_url="/static/vendor/swagger-ui.css", swagger_favicon_url="")
+
+    @app.get("/", include_in_schema=False)
+    def index():
+        return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+
+    app.mount("/static/vendor", StaticFiles(directory=_swagger_dir()), name="vendor")
+    app.mount("/static", StaticFiles(directory=STATIC, check_dir=False), name="static")
+    return app
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ViscoverError)
+    async def user_error(request: Request, exc: ViscoverError):
+        for kind, status, code in STATUS:
+            if isinstance(exc, kind):
+                if isinstance(exc, AuthError):
+                    status, code = exc.status, "unauthorized" if exc.status == 401 else "forbidden"
+                return error(status, code, str(exc))
+        return error(400, "bad_request", str(exc))  # pragma: no cover (ViscoverError is last in STATUS)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError):
+        parts = []
+        for e in exc.errors():
+            where = ".".join(str(p) for p in e.get("loc", ()) if p != "body") or "request"
+            parts.append(f"{where}: {e.get('msg', 'invalid')}")
+        return JSONResponse({"detail": "; ".join(parts), "error": "bad_request",
+                             "errors": _plain(exc.errors())}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException):
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "bad_request")
+        detail = exc.detail if exc.status_code != 404 else f"no such endpoint: {request.url.path} (see /docs)"
+        return error(exc.status_code, code, str(detail))
+
+    @app.exception_handler(Exception)
+    async def bug(request: Request, exc: Exception):
+        log.exception("internal error on %s %s", request.method, request.url.path)
+        return error(500, "internal", "internal server error; the server log has the details")
+
+
+def _plain(errors: list[dict]) -> list[dict]:
+    """Validation errors as JSON-safe dicts (their `ctx` may hold exceptions, their `input` uploaded bytes)."""
+    return [{"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))}
+            for e in errors]
+
+
+def _add_middleware(app: FastAPI, options: ServeOptions, metrics: Metrics) -> None:
+    @app.middleware("http")
+    async def limits_and_metrics(request: Request, call_next):
+        start = clock()
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > options.max_body_bytes):
+            response = error(413, "too_large", f"request body over the limit of {options.max_body_bytes:,} bytes")
+        else:
+            try:
+                response = await asyncio.wait_for(call_next(request), timeout=options.request_timeout)
+            except asyncio.TimeoutError:
+                response = error(503, "timeout", f"the request took longer than {options.request_timeout:g} s; "
+                                                 "try a smaller k or image, or retry later")
+        metrics.observe(request, response.status_code, clock() - start)
+        return response
+
+    app.add_middleware(BodyLimit, limit=options.max_body_bytes)
+    if options.cors_origins:
+        from fastapi.middleware.cors import CORSMiddleware
+
+        app.add_middleware(CORSMiddleware, allow_origins=list(options.cors_origins), allow_methods=["*"],
+                           allow_headers=["*"])
+
+
+class BodyLimit:
+    """Refuse request bodies over `limit` bytes while they stream in (chunked uploads have no Content-Length)."""
+
+    def __init__(self, app, limit: int):
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        seen = 0
+
+        async def limited():
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                raise TooLargeError(f"request body over the limit of {self.limit:,} bytes")
+            return message
+
+        await self.app(scope, limited, send)
+
+
+def _sizes(engine: Engine, jobs: JobQueue) -> dict[str, float]:
+    out = {"items": float(engine.store.stats()["items"]), "jobs_pending": float(jobs.pending())}
+    try:
+        out["index_vectors"] = float(len(engine.vector_index()))
+    except ViscoverError:
+        out["index_vectors"] = 0.0
+    return out
+
+
+def _swagger_dir() -> str:
+    """Swagger UI's files from the fastapi-offline package: /docs works without internet."""
+    import fastapi_offline
+
+    return str(Path(fastapi_offline.__file__).parent / "static")
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("viscover")
+    except PackageNotFoundError:  # pragma: no cover
+        return "0"

@@ -1,0 +1,75 @@
+"""What every route shares: the Engine of the app, the API-key check, filter parameters, item serialisation."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated, Any
+
+from fastapi import Depends, Header, Query, Request
+
+from viscover.catalog.records import Item
+from viscover.catalog.store import Filters
+from viscover.engine import Engine
+from viscover.errors import ViscoverError
+
+
+class AuthError(ViscoverError):
+    """A write request without the right API key."""
+
+    def __init__(self, message: str, status: int):
+        super().__init__(message)
+        self.status = status
+
+
+class TooLargeError(ViscoverError):
+    """An upload over its size limit."""
+
+
+def engine_of(request: Request) -> Engine:
+    return request.app.state.engine
+
+
+EngineDep = Annotated[Engine, Depends(engine_of)]
+
+
+def require_key(request: Request, x_api_key: Annotated[str | None, Header()] = None,
+                authorization: Annotated[str | None, Header()] = None) -> None:
+    """Writes need the server's key in X-API-Key (or `Authorization: Bearer KEY`), unless started with --no-auth."""
+    options = request.app.state.options
+    if options.no_auth:
+        return
+    given = x_api_key
+    if given is None and authorization and authorization.lower().startswith("bearer "):
+        given = authorization[7:].strip()
+    if not given:
+        raise AuthError("this request changes the catalogue: send the server's API key in the X-API-Key header "
+                        "(printed when `viscover serve` starts)", 401)
+    if not hmac.compare_digest(given.encode(), options.api_key.encode()):  # constant time: no timing oracle
+        raise AuthError("wrong API key in X-API-Key", 403)
+
+
+WriteAccess = Depends(require_key)
+
+
+def filters(label: Annotated[list[str] | None, Query(description="Only items with this label: TASK=LABEL or "
+                                                    "TASK:LABEL (repeatable).", max_length=500)] = None,
+            domain: Annotated[str | None, Query(description="Only items of this domain.", max_length=200)] = None,
+            board: Annotated[str | None, Query(description="Only items on this board.", max_length=500)] = None
+            ) -> Filters:
+    return Filters.parse(label or [], domain, board)
+
+
+FiltersDep = Annotated[Filters, Depends(filters)]
+
+
+def item_out(item: Item) -> dict[str, Any]:
+    """An item as the API shows it: metadata and the URLs of its image (never its path on the server)."""
+    return {"id": item.key, "title": item.title, "description": item.description, "domain": item.domain,
+            "split": item.split, "labels": dict(item.labels), "boards": list(item.boards),
+            "width": item.width, "height": item.height, "sha256": item.sha256,
+            "image_url": f"/images/{item.sha256}", "thumb_url": f"/thumbs/{item.sha256}"}
+
+
+def page(total: int, offset: int, count: int) -> dict[str, Any]:
+    nxt = offset + count
+    return {"total": total, "offset": offset, "next_offset": nxt if count and nxt < total else None}

@@ -1,0 +1,40 @@
+"""Running the server process: thread limits fit for many concurrent requests, then uvicorn."""
+
+from __future__ import annotations
+
+import secrets
+
+from viscover.config import Settings
+from viscover.engine import Engine
+from viscover.serve.app import ServeOptions, create_app
+
+
+def options_from(settings: Settings, *, api_key: str | None = None, no_auth: bool | None = None) -> ServeOptions:
+    """Server options from the settings (and command-line overrides); a missing key is generated."""
+    key = api_key or settings.api_key
+    open_writes = settings.no_auth if no_auth is None else no_auth
+    if not key and not open_writes:
+        key = secrets.token_urlsafe(24)
+    return ServeOptions(api_key=key or "", no_auth=open_writes,
+                        max_body_bytes=max(settings.max_manifest_bytes, settings.max_image_bytes) + (1 << 20),
+                        request_timeout=settings.request_timeout,
+                        cors_origins=tuple(o.strip() for o in settings.cors_origins.split(",") if o.strip()))
+
+
+def limit_threads() -> None:
+    """One BLAS/OpenMP thread per request thread: requests run side by side, and a library spawning a thread per
+    core inside each of them made filtered searches 10x slower under load (measured for issue 4)."""
+    import faiss
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
+    faiss.omp_set_num_threads(1)
+
+
+def serve(engine: Engine, options: ServeOptions, *, host: str, port: int, log_level: str = "info") -> None:
+    import uvicorn
+
+    limit_threads()
+    app = create_app(engine, options)
+    uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_keep_alive=5,
+                limit_concurrency=256, server_header=False)

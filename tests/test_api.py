@@ -1,0 +1,374 @@
+"""The HTTP API through FastAPI's test client: every endpoint, and each way a request can be wrong (4xx, never 500)."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from conftest import GROCERY, SHARED, grocery_subset, needs_data
+
+pytestmark = needs_data
+DETECTOR = SHARED.parent / "models" / "centernet-coco.onnx"
+KEY = "test-key-123"
+EXTRA = ["Orange", "Kiwi", "Yellow-Onion", "Carrots"]  # products not in the indexed home
+
+
+def _app(home: Path, **settings):
+    from fastapi.testclient import TestClient
+
+    from viscover import Engine, Settings
+    from viscover.serve import ServeOptions, create_app
+
+    cors = tuple(settings.pop("cors", ()))
+    engine = Engine(home, Settings(workers=1, **settings))
+    options = ServeOptions(api_key=KEY, cors_origins=cors)
+    return TestClient(create_app(engine, options), raise_server_exceptions=False), engine
+
+
+@pytest.fixture(scope="module")
+def api(indexed_home):
+    client, engine = _app(indexed_home, detector=str(DETECTOR) if DETECTOR.is_file() else "")
+    with client:
+        yield client
+    engine.close()
+
+
+@pytest.fixture(scope="module")
+def writable(indexed_home, tmp_path_factory):
+    """A copy of the indexed home that write tests may change."""
+    home = tmp_path_factory.mktemp("api-home") / "home"
+    shutil.copytree(indexed_home, home)
+    from viscover import Settings
+    roots = {"image_roots": str(SHARED)} if "image_roots" in Settings.names() else {}  # TODO drop once H1 lands
+    client, engine = _app(home, **roots)
+    with client:
+        yield client, engine
+    engine.close()
+
+
+def _ok(response, status: int = 200) -> dict:
+    assert response.status_code == status, response.text
+    return response.json()
+
+
+def _err(response, status: int, code: str, *words: str) -> str:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["error"] == code and isinstance(body["detail"], str) and body["detail"]
+    for word in words:
+        assert word in body["detail"], body["detail"]
+    return body["detail"]
+
+
+def _photo(product: str = "Banana") -> dict:
+    return next(r for r in grocery_subset() if r["label.product"] == product and r["domain"] == "photo")
+
+
+def _item(api, key: str) -> dict:
+    from urllib.parse import quote
+
+    return _ok(api.get(f"/api/items/{quote(key)}"))
+
+
+# ---- operations ---------------------------------------------------------------------------------------------
+def test_health_ready_info(api, tmp_path):
+    assert _ok(api.get("/api/health")) == {"status": "ok"}
+    ready = _ok(api.get("/api/ready"))
+    assert ready["ready"] and ready["indexed"] == ready["items"] > 0
+    info = _ok(api.get("/api/info"))
+    assert info["items"] == ready["items"] and info["features"]["writes"] == "key"
+    assert "home" not in info and "database" not in info  # no server paths for clients
+    empty, engine = _app(tmp_path / "empty")
+    with empty:
+        body = empty.get("/api/ready")
+        assert body.status_code == 503 and body.json()["ready"] is False and "viscover index" in body.json()["reason"]
+    engine.close()
+
+
+def test_docs_and_schema_work_offline(api):
+    page = api.get("/docs")
+    assert page.status_code == 200 and "/static/vendor/swagger-ui-bundle.js" in page.text
+    assert api.get("/static/vendor/swagger-ui-bundle.js").status_code == 200
+    schema = _ok(api.get("/openapi.json"))
+    for path in ("/api/search", "/api/items", "/api/items/{item_id}", "/api/related", "/api/boards",
+                 "/api/detect", "/api/jobs/{job_id}", "/images/{sha256}", "/thumbs/{sha256}"):
+        assert path in schema["paths"], path
+    assert api.get("/").status_code == 200
+
+
+def test_unknown_endpoint_and_method_are_json(api):
+    _err(api.get("/api/nothing-here"), 404, "not_found", "/api/nothing-here")
+    _err(api.put("/api/health"), 405, "method_not_allowed")
+
+
+# ---- catalogue ----------------------------------------------------------------------------------------------
+def test_items_pages_and_filters(api):
+    first = _ok(api.get("/api/items", params={"limit": 7}))
+    assert len(first["items"]) == 7 and first["next_offset"] == 7 and first["total"] > 7
+    second = _ok(api.get("/api/items", params={"limit": 7, "offset": 7}))
+    assert {i["id"] for i in first["items"]}.isdisjoint(i["id"] for i in second["items"])
+    last = _ok(api.get("/api/items", params={"limit": 7, "offset": first["total"] - 3}))
+    assert len(last["items"]) == 3 and last["next_offset"] is None
+    catalog = _ok(api.get("/api/items", params={"domain": "catalog", "limit": 500}))
+    assert catalog["total"] == 5 and all(i["domain"] == "catalog" for i in catalog["items"])
+    for spec in ("product=Banana", "product:Banana"):
+        bananas = _ok(api.get("/api/items", params={"label": spec}))["items"]
+        assert bananas and all(i["labels"]["product"] == "Banana" for i in bananas)
+    item = first["items"][0]
+    assert set(item) >= {"id", "title", "labels", "boards", "width", "height", "image_url", "thumb_url"}
+    assert "uri" not in str(item) and "/work/" not in str(item)  # never the file's location on the server
+
+
+def test_items_bad_parameters(api):
+    _err(api.get("/api/items", params={"limit": 0}), 422, "bad_request", "limit")
+    _err(api.get("/api/items", params={"offset": -1}), 422, "bad_request", "offset")
+    _err(api.get("/api/items", params={"limit": "many"}), 422, "bad_request", "limit")
+    _err(api.get("/api/items", params={"label": "Banana"}), 400, "bad_request", "TASK=LABEL")
+
+
+def test_get_item_by_id_with_slashes(api):
+    row = _photo()
+    item = _item(api, row["id"])
+    assert item["id"] == row["id"] and item["labels"]["product"] == "Banana" and "/" in item["id"]
+    detail = _err(api.get("/api/items/no/such/item.jpg"), 404, "not_found")
+    assert "no/such/item.jpg" in detail
+
+
+def test_boards(api):
+    boards = _ok(api.get("/api/boards", params={"limit": 2}))
+    assert boards["total"] == 4 and len(boards["boards"]) == 2 and boards["next_offset"] == 2
+    board = boards["boards"][0]
+    assert board["size"] == 6 and board["name"] in board["cover"]["boards"]
+    items = _ok(api.get(f"/api/boards/{board['name']}"))
+    assert items["total"] == 6 and all(board["name"] in i["boards"] for i in items["items"])
+    _err(api.get("/api/boards/no-such-board"), 404, "not_found", "no-such-board")
+
+
+# ---- search -------------------------------------------------------------------------------------------------
+def test_search_by_item_and_crop(api):
+    row = _photo()
+    item = _item(api, row["id"])
+    whole = _ok(api.get("/api/search", params={"item": row["id"], "k": 5}))
+    ids = [h["id"] for h in whole["results"]]
+    assert len(ids) == 5 and row["id"] not in ids and whole["took_ms"] >= 0
+    assert whole["results"][0]["labels"]["product"] == "Banana"
+    assert all(a["score"] >= b["score"] for a, b in zip(whole["results"], whole["results"][1:]))
+    w, h = item["width"], item["height"]
+    corner = _ok(api.get("/api/search", params={"item": row["id"], "k": 5, "crop": f"0,0,{w // 4},{h // 4}"}))
+    assert corner["query"]["crop"] == f"0,0,{w // 4},{h // 4}"
+    assert [x["id"] for x in corner["results"]] != ids  # a corner of the photo is another query
+    binary = _ok(api.get("/api/search", params={"item": row["id"], "k": 5, "binary": "true"}))
+    assert binary["results"][0]["labels"]["product"] == "Banana"
+    catalog = _ok(api.get("/api/search", params={"item": row["id"], "domain": "catalog"}))
+    assert catalog["results"] and all(x["domain"] == "catalog" for x in catalog["results"])
+
+
+def test_search_bad_requests(api):
+    row = _photo()
+    item = _item(api, row["id"])
+    _err(api.get("/api/search"), 400, "bad_request", "item=ID")
+    _err(api.get("/api/search", params={"item": row["id"], "url": "http://example.com/a.jpg"}), 400, "bad_request")
+    _err(api.get("/api/search", params={"item": "nope"}), 404, "not_found", "nope")
+    _err(api.get("/api/search", params={"item": row["id"], "crop": "1,2,3"}), 400, "bad_request", "x,y,w,h")
+    _err(api.get("/api/search", params={"item": row["id"], "crop": f"0,0,{item['width'] + 1},10"}), 400,
+         "bad_request", "does not fit")
+    _err(api.get("/api/search", params={"item": row["id"], "k": 0}), 422, "bad_request", "k")
+    _err(api.get("/api/search", params={"item": row["id"], "board": "nope"}), 404, "not_found", "nope")
+    _err(api.get("/api/search", params={"item": row["id"], "label": "colour=red"}), 404, "not_found", "colour")
+    _err(api.get("/api/search", params={"url": "file:///etc/passwd"}), 400, "bad_request", "http")
+    # nothing listens on port 9; private addresses are refused before connecting, or the connection fails
+    _err(api.get("/api/search", params={"url": "http://127.0.0.1:9/x.jpg"}), 422, "bad_image", "127.0.0.1")
+
+
+def test_search_by_upload(api):
+    row = _photo()
+    data = Path(row["path"]).read_bytes()
+    body = _ok(api.post("/api/search", params={"k": 3}, files={"file": ("banana.jpg", data, "image/jpeg")}))
+    top = body["results"][0]
+    assert top["id"] == row["id"] and top["score"] > 0.99  # the catalogue's copy of the same photo
+    assert body["query"]["bytes"] == len(data)
+    item = _item(api, row["id"])
+    crop = f"{item['width'] // 2},{item['height'] // 2},{item['width'] // 2},{item['height'] // 2}"
+    cropped = _ok(api.post("/api/search", params={"k": 3, "crop": crop}, files={"file": ("b.jpg", data)}))
+    assert cropped["results"][0]["score"] < top["score"]
+
+
+def test_upload_errors(api, indexed_home):
+    _err(api.post("/api/search", files={"file": ("x.jpg", b"not an image at all", "image/jpeg")}), 422,
+         "bad_image", "uploaded image")
+    _err(api.post("/api/search", files={"file": ("x.jpg", b"", "image/jpeg")}), 400, "bad_request", "empty")
+    _err(api.post("/api/search"), 422, "bad_request", "file")
+    data = Path(_photo()["path"]).read_bytes()
+    _err(api.post("/api/search", params={"crop": "0,0,99999,5"}, files={"file": ("b.jpg", data)}), 400,
+         "bad_request", "does not fit")
+    small, engine = _app(indexed_home, max_image_bytes=1000)
+    with small:
+        _err(small.post("/api/search", files={"file": ("b.jpg", data)}), 413, "too_large", "b.jpg")
+    engine.close()
+
+
+def test_request_body_limit(api):
+    response = api.post("/api/search", content=b"x" * 10, headers={"content-length": str(10 ** 12),
+                                                                    "content-type": "application/octet-stream"})
+    _err(response, 413, "too_large")
+
+
+# ---- related and detection ----------------------------------------------------------------------------------
+def test_related(api):
+    board = _ok(api.get("/api/boards", params={"limit": 1}))["boards"][0]
+    members = _ok(api.get(f"/api/boards/{board['name']}"))["items"]
+    query = members[0]["id"]
+    body = _ok(api.get("/api/related", params={"item": query, "k": 5, "explain": "true"}))
+    ids = [r["id"] for r in body["results"]]
+    assert ids and query not in ids and len(ids) <= 5
+    assert all(r["explanation"]["sources"] for r in body["results"])
+    two = _ok(api.get("/api/related", params=[("item", query), ("item", members[1]["id"])]))
+    assert two["query"]["items"] == [query, members[1]["id"]]
+    _err(api.get("/api/related", params={"item": "nope"}), 404, "not_found", "nope")
+    _err(api.get("/api/related"), 422, "bad_request", "item")
+    _err(api.get("/api/related", params={"item": query, "domain": "moon"}), 404, "not_found", "moon")
+
+
+@pytest.mark.skipif(not DETECTOR.is_file(), reason=f"object detector not found at {DETECTOR}")
+def test_detect_objects(api):
+    row = _photo("Banana")
+    found = _ok(api.get("/api/detect", params={"item": row["id"]}))
+    item = _item(api, row["id"])
+    assert (found["width"], found["height"]) == (item["width"], item["height"])
+    assert any(o["label"] == "banana" for o in found["objects"]), found
+    for o in found["objects"]:
+        x, y, w, h = o["box"]
+        assert 0 <= x and 0 <= y and x + w <= found["width"] and y + h <= found["height"]
+    uploaded = _ok(api.post("/api/detect", files={"file": ("b.jpg", Path(row["path"]).read_bytes())}))
+    assert uploaded["objects"] == found["objects"]
+    _err(api.get("/api/detect", params={"item": "nope"}), 404, "not_found")
+    _err(api.post("/api/detect", files={"file": ("b.jpg", b"GIF89a-broken")}), 422, "bad_image")
+
+
+def test_detect_without_detector_is_503(indexed_home):
+    client, engine = _app(indexed_home)
+    with client:
+        _err(client.get("/api/detect", params={"item": _photo()["id"]}), 503, "unavailable", "detector")
+    engine.close()
+
+
+# ---- images -------------------------------------------------------------------------------------------------
+def test_images_and_thumbnails(api):
+    row = _photo()
+    item = _item(api, row["id"])
+    original = api.get(item["image_url"])
+    assert original.status_code == 200 and original.content == Path(row["path"]).read_bytes()
+    assert original.headers["content-type"] == "image/jpeg" and "immutable" in original.headers["cache-control"]
+    for size in (160, 320):
+        thumb = api.get(item["thumb_url"], params={"size": size} if size != 320 else None)
+        assert thumb.status_code == 200 and thumb.headers["content-type"] == "image/jpeg"
+        assert max(Image.open(io.BytesIO(thumb.content)).size) == min(size, max(item["width"], item["height"]))
+    assert api.get(item["thumb_url"]).content == api.get(item["thumb_url"]).content  # cached file
+    _err(api.get(item["thumb_url"], params={"size": 999}), 400, "bad_request", "160")
+    _err(api.get("/images/" + "0" * 64), 404, "not_found")
+    _err(api.get("/images/passwd"), 400, "bad_request", "hash")
+    assert api.get("/images/..%2F..%2Fetc%2Fpasswd").status_code in (400, 404)
+    assert api.get("/images/../../etc/passwd").status_code in (400, 404)
+    assert api.get("/thumbs/%2Fetc%2Fpasswd").status_code in (400, 404)
+
+
+# ---- writes -------------------------------------------------------------------------------------------------
+def _wait(client, job: dict, timeout: float = 300) -> dict:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        body = _ok(client.get(f"/api/jobs/{job['id']}", headers={"X-API-Key": KEY}))
+        if body["state"] in ("done", "failed"):
+            return body
+        time.sleep(0.1)
+    raise AssertionError(f"job {job['id']} did not finish")
+
+
+def test_writes_need_the_key(writable):
+    client, _ = writable
+    rows = {"items": [{"id": "x", "path": "nowhere.jpg"}]}
+    _err(client.post("/api/items", json=rows), 401, "unauthorized", "X-API-Key")
+    _err(client.post("/api/items", json=rows, headers={"X-API-Key": "wrong"}), 403, "forbidden")
+    _err(client.delete("/api/items/anything"), 401, "unauthorized")
+    _err(client.post("/api/items/delete", json={"ids": ["a"]}), 401, "unauthorized")
+    _err(client.get("/api/jobs"), 401, "unauthorized")
+    ok = client.post("/api/items/delete", json={"ids": ["not-there"]}, headers={"Authorization": f"Bearer {KEY}"})
+    assert ok.status_code == 202
+
+
+def test_add_search_and_delete_items(writable):
+    client, engine = writable
+    auth = {"X-API-Key": KEY}
+    extra = [r for r in _extra_rows() if r["split"] == "val"][:3]
+    rows = [{"id": f"new-{i}", "path": r["path"], "title": "added over HTTP", "label.product": r["label.product"]}
+            for i, r in enumerate(extra)]
+    rows.append({"id": "broken", "path": str(GROCERY / "no-such-file.jpg")})
+    accepted = _ok(client.post("/api/items", json={"items": rows}, headers=auth), 202)
+    assert accepted["status_url"] == f"/api/jobs/{accepted['job']['id']}"
+    job = _wait(client, accepted["job"])
+    assert job["state"] == "done", job
+    assert job["result"]["ingest"]["added"] == 3 and job["result"]["ingest"]["skipped"] == 1
+    assert _ok(client.get("/api/search", params={"item": "new-0", "k": 3}))["results"]  # indexed, no restart
+    image = Path(extra[0]["path"]).read_bytes()
+    top = _ok(client.post("/api/search", params={"k": 1}, files={"file": ("q.jpg", image)}))["results"][0]
+    assert top["id"] == "new-0" and top["score"] > 0.99
+    assert _item(client, "new-1")["title"] == "added over HTTP"
+    assert any(j["id"] == job["id"] for j in _ok(client.get("/api/jobs", headers=auth))["jobs"])
+
+    gone = _wait(client, _ok(client.delete("/api/items/new-1", headers=auth), 202)["job"])
+    assert gone["state"] == "done" and gone["result"] == {"removed": 1, "unknown": []}
+    _err(client.get("/api/items/new-1"), 404, "not_found")
+    ids = [h["id"] for h in _ok(client.get("/api/search", params={"item": "new-0", "k": 50}))["results"]]
+    assert "new-1" not in ids
+    batch = _wait(client, _ok(client.post("/api/items/delete", json={"ids": ["new-2", "ghost"]}, headers=auth),
+                              202)["job"])
+    assert batch["result"] == {"removed": 1, "unknown": ["ghost"]}
+    _err(client.delete("/api/items/ghost", headers=auth), 404, "not_found", "ghost")
+    _err(client.get("/api/jobs/nope", headers=auth), 404, "not_found", "nope")
+    _err(client.post("/api/items", json={"items": []}, headers=auth), 422, "bad_request", "items")
+    _err(client.post("/api/items", content=b"{not json", headers={**auth, "content-type": "application/json"}),
+         422, "bad_request")
+
+
+def test_manifest_upload(writable):
+    client, _ = writable
+    auth = {"X-API-Key": KEY}
+    r = [r for r in _extra_rows() if r["split"] == "val"][3]
+    csv_text = f"id,path,label.product\nfrom-csv,{r['path']},{r['label.product']}\n"
+    job = _ok(client.post("/api/items/manifest", files={"file": ("m.csv", csv_text.encode())}, headers=auth), 202)
+    done = _wait(client, job["job"])
+    assert done["state"] == "done" and done["result"]["ingest"]["added"] == 1, done
+    assert _item(client, "from-csv")["labels"]["product"] == r["label.product"]
+    _err(client.post("/api/items/manifest", files={"file": ("m.exe", b"x")}, headers=auth), 400, "bad_request",
+         ".csv")
+
+
+def _extra_rows() -> list[dict]:
+    """Grocery photos not in the indexed home (other products)."""
+    return grocery_subset(per_product_train=0, per_product_val=2, products=EXTRA)
+
+
+# ---- metrics and CORS ---------------------------------------------------------------------------------------
+def test_metrics(api):
+    api.get("/api/search", params={"item": _photo()["id"], "k": 2})
+    api.get("/api/items/definitely-unknown")
+    text = api.get("/metrics").text
+    assert 'viscover_http_requests_total{method="GET",route="/api/search",status="200"}' in text
+    assert 'route="/api/items/{item_id:path}",status="404"' in text
+    assert "definitely-unknown" not in text  # route templates, not raw paths: labels stay bounded
+    assert 'viscover_catalog_size{what="index_vectors"}' in text
+    assert "viscover_http_request_seconds_bucket" in text
+
+
+def test_cors_is_off_unless_configured(api, indexed_home):
+    headers = {"Origin": "https://evil.example", "Access-Control-Request-Method": "GET"}
+    assert "access-control-allow-origin" not in api.get("/api/health", headers=headers).headers
+    client, engine = _app(indexed_home, cors=("https://shop.example",))
+    with client:
+        got = client.get("/api/health", headers={"Origin": "https://shop.example"})
+        assert got.headers.get("access-control-allow-origin") == "https://shop.example"
+    engine.close()
