@@ -1,4 +1,5 @@
-# make demo   set up .venv, ingest and index the grocery data (or IMAGES=/some/folder), print example searches
+# make demo   set up .venv, ingest and index the grocery data (or IMAGES=/some/folder), print example searches,
+#             then serve the web UI and API on http://localhost:$(PORT)/ (Ctrl-C stops it; SERVE=0 skips it)
 # make test   set up .venv and run the tests
 # make bench  run the benchmarks (slow; prints JSON, writes benchmarks/results/)
 PYTHON ?= python3
@@ -7,6 +8,10 @@ BIN := $(VENV)/bin
 DATA ?= ../shared/data
 DEMO_HOME ?= viscover-home
 IMAGES ?=
+PORT ?= 8000
+HOST ?= 127.0.0.1
+SERVE ?= 1
+DETECTOR ?= ../shared/models/centernet-coco.onnx
 
 .PHONY: install demo test bench clean
 
@@ -22,6 +27,10 @@ install: $(BIN)/.installed
 
 demo: install
 	$(BIN)/python scripts/demo.py --home $(DEMO_HOME) --data $(DATA) $(if $(IMAGES),--images $(IMAGES))
+ifeq ($(SERVE),1)
+	$(BIN)/viscover serve --home $(DEMO_HOME) --host $(HOST) --port $(PORT) \
+		$(if $(wildcard $(DETECTOR)),--detector $(abspath $(DETECTOR)))
+endif
 
 test: install
 	$(BIN)/python -m pytest -q

@@ -68,3 +68,42 @@ def emit(result: dict, json_path: str | None) -> None:
         Path(json_path).parent.mkdir(parents=True, exist_ok=True)
         Path(json_path).write_text(text + "\n")
         print(f"wrote {json_path}", file=sys.stderr)
+
+
+def free_port() -> int:
+    """A TCP port free on loopback right now."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(home: Path, port: int, *args: str, env: dict | None = None, timeout: float = 120.0):
+    """Start `viscover serve` on 127.0.0.1:`port` as a subprocess and wait until /api/ready answers 200."""
+    import subprocess
+    import time
+
+    import httpx
+
+    import tempfile
+
+    log = tempfile.TemporaryFile()  # not a pipe: a chatty server must never block on a full pipe
+    proc = subprocess.Popen([sys.executable, "-m", "viscover.cli.app", "serve", "--home", str(home), "--port",
+                             str(port), "--log-level", "warning", *args],
+                            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+                            stdout=log, stderr=subprocess.STDOUT)
+    proc.log = log
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            log.seek(0)
+            raise RuntimeError(f"server exited: {log.read().decode(errors='replace')[-2000:]}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/api/ready", timeout=2).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    proc.kill()
+    raise RuntimeError(f"server did not become ready in {timeout:g} s")

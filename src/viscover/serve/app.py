@@ -79,7 +79,8 @@ def create_app(engine: Engine, options: ServeOptions) -> FastAPI:
     def docs():
         return get_swagger_ui_html(openapi_url="/openapi.json", title="viscover API",
                                    swagger_js_url="/static/vendor/swagger-ui-bundle.js",
-                                   swagger_css_url="/static/vendor/swagger-ui.css", swagger_favicon_url="")
+                                   swagger_css_url="/static/vendor/swagger-ui.css",
+                                   swagger_favicon_url="/static/vendor/favicon.png")
 
     @app.get("/", include_in_schema=False)
     def index():

@@ -5,7 +5,8 @@ from __future__ import annotations
 import hmac
 from typing import Annotated, Any
 
-from fastapi import Depends, Header, Query, Request
+from fastapi import Depends, Query, Request, Security
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from viscover.catalog.records import Item
 from viscover.catalog.store import Filters
@@ -32,15 +33,17 @@ def engine_of(request: Request) -> Engine:
 EngineDep = Annotated[Engine, Depends(engine_of)]
 
 
-def require_key(request: Request, x_api_key: Annotated[str | None, Header()] = None,
-                authorization: Annotated[str | None, Header()] = None) -> None:
+API_KEY = APIKeyHeader(name="X-API-Key", auto_error=False, description="The key printed by `viscover serve`.")
+BEARER = HTTPBearer(auto_error=False, description="The same key as `Authorization: Bearer KEY`.")
+
+
+def require_key(request: Request, x_api_key: Annotated[str | None, Security(API_KEY)] = None,
+                bearer: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)] = None) -> None:
     """Writes need the server's key in X-API-Key (or `Authorization: Bearer KEY`), unless started with --no-auth."""
     options = request.app.state.options
     if options.no_auth:
         return
-    given = x_api_key
-    if given is None and authorization and authorization.lower().startswith("bearer "):
-        given = authorization[7:].strip()
+    given = x_api_key or (bearer.credentials if bearer else None)
     if not given:
         raise AuthError("this request changes the catalogue: send the server's API key in the X-API-Key header "
                         "(printed when `viscover serve` starts)", 401)
