@@ -132,6 +132,10 @@ def run_soak(home: Path, new_images: list[Path], *, seconds: float, searchers: i
     finally:
         server.terminate()
         server.wait(timeout=30)
+    server_log = ""
+    if errors:  # the server's traceback says why
+        server.log.seek(0)
+        server_log = server.log.read().decode(errors="replace")[-4000:]
     elapsed = time.perf_counter() - start
     stats = {}
     for kind, values in latencies.items():
@@ -140,7 +144,7 @@ def run_soak(home: Path, new_images: list[Path], *, seconds: float, searchers: i
                                                  for q in (50, 90, 99)} if len(ms) else {})}
     total = sum(len(v) for v in latencies.values())
     return {"seconds": round(elapsed, 1), "searchers": searchers, "requests": total, "errors": len(errors),
-            "error_examples": errors[:5], "requests_per_s": round(total / elapsed, 1), "latency": stats, **counts}
+            "error_examples": errors[:5], "server_log": server_log, "requests_per_s": round(total / elapsed, 1), "latency": stats, **counts}
 
 
 def main() -> int:

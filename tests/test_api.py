@@ -43,9 +43,7 @@ def writable(indexed_home, tmp_path_factory):
     """A copy of the indexed home that write tests may change."""
     home = tmp_path_factory.mktemp("api-home") / "home"
     shutil.copytree(indexed_home, home)
-    from viscover import Settings
-    roots = {"image_roots": str(SHARED)} if "image_roots" in Settings.names() else {}  # TODO drop once H1 lands
-    client, engine = _app(home, **roots)
+    client, engine = _app(home, image_roots=str(SHARED))  # rows given over HTTP may name files under it
     with client:
         yield client, engine
     engine.close()
@@ -237,17 +235,33 @@ def test_related(api):
 @pytest.mark.skipif(not DETECTOR.is_file(), reason=f"object detector not found at {DETECTOR}")
 def test_detect_objects(api):
     row = _photo("Banana")
-    found = _ok(api.get("/api/detect", params={"item": row["id"]}))
+    found = _ok(api.get("/api/detect", params={"item": row["id"], "min_score": 0.2}))
     item = _item(api, row["id"])
     assert (found["width"], found["height"]) == (item["width"], item["height"])
     assert any(o["label"] == "banana" for o in found["objects"]), found
     for o in found["objects"]:
         x, y, w, h = o["box"]
         assert 0 <= x and 0 <= y and x + w <= found["width"] and y + h <= found["height"]
-    uploaded = _ok(api.post("/api/detect", files={"file": ("b.jpg", Path(row["path"]).read_bytes())}))
+    uploaded = _ok(api.post("/api/detect", params={"min_score": 0.2},
+                            files={"file": ("b.jpg", Path(row["path"]).read_bytes())}))
     assert uploaded["objects"] == found["objects"]
     _err(api.get("/api/detect", params={"item": "nope"}), 404, "not_found")
     _err(api.post("/api/detect", files={"file": ("b.jpg", b"GIF89a-broken")}), 422, "bad_image")
+
+
+@pytest.mark.skipif(not DETECTOR.is_file(), reason=f"object detector not found at {DETECTOR}")
+def test_shop_the_look(api):
+    row = _photo("Banana")
+    scene = _ok(api.get("/api/shop", params={"item": row["id"], "k": 3, "domain": "catalog", "min_score": 0.2}))
+    assert scene["objects"], scene
+    banana = next(o for o in scene["objects"] if o["label"] == "banana")
+    assert len(banana["results"]) == 3 and all(h["domain"] == "catalog" for h in banana["results"])
+    assert banana["results"][0]["labels"]["product"] == "Banana"  # the object found its product in the catalogue
+    assert all(h["id"] != row["id"] for o in scene["objects"] for h in o["results"])
+    upload = _ok(api.post("/api/shop", params={"k": 3, "max_objects": 1, "min_score": 0.2},
+                          files={"file": ("b.jpg", Path(row["path"]).read_bytes())}))
+    assert len(upload["objects"]) == 1 and upload["objects"][0]["label"] == scene["objects"][0]["label"]
+    _err(api.get("/api/shop", params={"item": row["id"], "max_objects": 0}), 422, "bad_request")
 
 
 def test_detect_without_detector_is_503(indexed_home):

@@ -27,6 +27,15 @@ def unique_sorted(x: np.ndarray) -> np.ndarray:
     return x[keep]
 
 
+def lookup_sorted(keys: np.ndarray, values: np.ndarray, query: np.ndarray, fill) -> np.ndarray:
+    """values[i] where keys[i] == q for each q of `query` (keys sorted), `fill` where a q is absent: e.g. an item
+    deleted between building the graph and reading its attributes."""
+    if len(keys) == 0:
+        return np.full(len(query), fill, dtype=np.asarray(values).dtype)
+    pos = np.minimum(np.searchsorted(keys, query), len(keys) - 1)
+    return np.where(keys[pos] == query, values[pos], fill)
+
+
 def _csr(src: np.ndarray, dst: np.ndarray, n_src: int, n_dst: int, order_key: np.ndarray | None = None):
     """Offsets and neighbour lists of src -> dst edges, neighbours sorted by (order_key[dst], dst).
 

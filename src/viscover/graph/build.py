@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from viscover.catalog.store import CatalogStore
-from viscover.graph.bipartite import Bipartite
+from viscover.graph.bipartite import Bipartite, lookup_sorted
 from viscover.related.candidates import ItemAttributes
 
 
@@ -42,7 +42,7 @@ def item_attributes(store: CatalogStore, graph: Bipartite) -> tuple[ItemAttribut
     """Label codes per task and domain codes per graph node; also the task names and domain names."""
     ids, domains, labels = store.item_attributes()
     codes, domain_names = domain_codes(domains)
-    domain_per_node = codes[np.searchsorted(ids, graph.left_ids)]
+    domain_per_node = lookup_sorted(ids, codes, graph.left_ids, -1).astype(codes.dtype)
     tasks = sorted(labels)
     matrix = np.full((len(tasks), graph.n_left), -1, np.int32)
     for t, task in enumerate(tasks):

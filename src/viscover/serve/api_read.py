@@ -23,6 +23,9 @@ Crop = Annotated[str | None, Query(description="Search by a region x,y,w,h in pi
                                    max_length=100, examples=["10,20,200,150"])]
 Binary = Annotated[bool, Query(description="Search the binary (sign-bit) index, then re-rank by float.")]
 Collapse = Annotated[bool, Query(description="Fold near-duplicates into the best of them.")]
+MinScore = Annotated[float | None, Query(ge=0.0, le=1.0, description="Keep objects the detector scores at least "
+                                         "this (default: the detect_min_score setting).")]
+MaxObjects = Annotated[int, Query(ge=1, le=20, description="Search at most this many objects, best first.")]
 
 
 @router.get("/health", response_model=s.Health, tags=["operations"])
@@ -98,10 +101,13 @@ def _crop(text: str | None) -> CropBox | None:
     return parse_crop(text) if text else None
 
 
+def _hit(h) -> dict:
+    return {**item_out(h.item), "score": float(h.score), "duplicates": [d.key for d in h.duplicates]}
+
+
 def _hits(hits, query: dict, start: float) -> dict:
     return {"query": query, "took_ms": round((time.perf_counter() - start) * 1000, 2),
-            "results": [{**item_out(h.item), "score": float(h.score), "duplicates": [d.key for d in h.duplicates]}
-                        for h in hits]}
+            "results": [_hit(h) for h in hits]}
 
 
 @router.get("/search", response_model=s.SearchOut, responses=s.ERRORS, tags=["search"])
@@ -176,14 +182,47 @@ def _detected(result, start: float) -> dict:
 
 @router.get("/detect", response_model=s.DetectOut, responses=s.ERRORS, tags=["search"])
 def detect(engine: EngineDep, item: Annotated[str, Query(description="Detect objects in this item's image.",
-                                                         max_length=2000)]) -> dict:
+                                                         max_length=2000)], min_score: MinScore = None) -> dict:
     """Objects in an item's image (shop the look: search each one with its box as crop); 503 without a detector."""
     start = time.perf_counter()
-    return _detected(engine.detect(engine.store.item(item).uri), start)
+    return _detected(engine.detect(engine.store.item(item).uri, min_score=min_score), start)
 
 
 @router.post("/detect", response_model=s.DetectOut, responses=s.ERRORS, tags=["search"])
-def detect_upload(engine: EngineDep, file: Annotated[UploadFile, File(description="A scene photo.")]) -> dict:
+def detect_upload(engine: EngineDep, file: Annotated[UploadFile, File(description="A scene photo.")],
+                  min_score: MinScore = None) -> dict:
     """Objects in an uploaded image; 503 without a detector."""
     start = time.perf_counter()
-    return _detected(engine.detect(read_upload(file, engine.settings.max_image_bytes)), start)
+    return _detected(engine.detect(read_upload(file, engine.settings.max_image_bytes), min_score=min_score), start)
+
+
+def _looks(scene, start: float) -> dict:
+    looks = [{**o.to_dict(), "results": [_hit(h) for h in hits]} for o, hits in zip(scene.objects, scene.hits)]
+    return {"width": scene.width, "height": scene.height, "objects": looks,
+            "took_ms": round((time.perf_counter() - start) * 1000, 2)}
+
+
+
+
+@router.get("/shop", response_model=s.ShopOut, responses=s.ERRORS, tags=["search"])
+def shop(engine: EngineDep, filters: FiltersDep,
+         item: Annotated[str, Query(description="The scene: a catalogue item's image.", max_length=2000)],
+         k: Annotated[int, Query(ge=1, le=100, description="Results per object.")] = 6,
+         max_objects: MaxObjects = 8, min_score: MinScore = None, binary: Binary = False) -> dict:
+    """Shop the look: detect the objects in an item's image and search the catalogue for each one."""
+    start = time.perf_counter()
+    scene = engine.shop_the_look(engine.store.item(item).uri, k=k, filters=filters, max_objects=max_objects,
+                                 min_score=min_score, exclude_item=item, binary=binary)
+    return _looks(scene, start)
+
+
+@router.post("/shop", response_model=s.ShopOut, responses=s.ERRORS, tags=["search"])
+def shop_upload(engine: EngineDep, filters: FiltersDep,
+                file: Annotated[UploadFile, File(description="A scene photo.")],
+                k: Annotated[int, Query(ge=1, le=100, description="Results per object.")] = 6,
+                max_objects: MaxObjects = 8, min_score: MinScore = None, binary: Binary = False) -> dict:
+    """Shop the look on an uploaded scene photo."""
+    start = time.perf_counter()
+    scene = engine.shop_the_look(read_upload(file, engine.settings.max_image_bytes), k=k, filters=filters,
+                                 max_objects=max_objects, min_score=min_score, binary=binary)
+    return _looks(scene, start)

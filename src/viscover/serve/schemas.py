@@ -81,6 +81,17 @@ class DetectOut(BaseModel):
     took_ms: float
 
 
+class LookOut(ObjectOut):
+    results: list[HitOut] = Field(description="Catalogue items that look like this object.")
+
+
+class ShopOut(BaseModel):
+    width: int
+    height: int
+    objects: list[LookOut]
+    took_ms: float
+
+
 class JobOut(BaseModel):
     id: str
     kind: str
