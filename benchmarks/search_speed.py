@@ -79,8 +79,8 @@ if __name__ == "__main__":
 import faiss  # noqa: E402
 import numpy as np  # noqa: E402
 
-from viscover.config import Settings
-from viscover.index import Codec, VectorIndex
+from viscover.config import Settings  # noqa: E402
+from viscover.index import Codec, VectorIndex  # noqa: E402
 
 K = 10
 EXACT_MAX = 200_000  # exact float search is measured up to this size unless --exact-large
@@ -258,8 +258,9 @@ def measure(name: str, params: dict, index: VectorIndex, build_s: float, qf, qb,
            "qps_one_at_a_time": round(float(len(ms) / lat.sum()), 1),
            "cpu_wall_ratio": round(cpu_wall, 3)}
     shown = " ".join(f"{k}={v}" for k, v in params.items() if k in ("ef_search", "binary_rerank"))
-    log(f"  {name}{' ' + shown if shown else ''}: recall@10={row['recall_at_10']:.4f} p50={row['latency_ms']['p50']:.3f}ms "
-        f"p99={row['latency_ms']['p99']:.3f}ms mean={row['latency_ms']['mean']:.3f}ms")
+    lat = row["latency_ms"]
+    log(f"  {name}{' ' + shown if shown else ''}: recall@10={row['recall_at_10']:.4f} p50={lat['p50']:.3f}ms "
+        f"p99={lat['p99']:.3f}ms mean={lat['mean']:.3f}ms")
     return row
 
 

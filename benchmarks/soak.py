@@ -144,7 +144,8 @@ def run_soak(home: Path, new_images: list[Path], *, seconds: float, searchers: i
                                                  for q in (50, 90, 99)} if len(ms) else {})}
     total = sum(len(v) for v in latencies.values())
     return {"seconds": round(elapsed, 1), "searchers": searchers, "requests": total, "errors": len(errors),
-            "error_examples": errors[:5], "server_log": server_log, "requests_per_s": round(total / elapsed, 1), "latency": stats, **counts}
+            "error_examples": errors[:5], "server_log": server_log, "requests_per_s": round(total / elapsed, 1),
+            "latency": stats, **counts}
 
 
 def main() -> int:

@@ -32,9 +32,9 @@ def app(indexed_home, tmp_path_factory):
 
 OPERATIONS = ["GET /api/health", "GET /api/ready", "GET /api/info", "GET /api/items", "GET /api/items/{item_id}",
               "GET /api/boards", "GET /api/boards/{name}", "GET /api/search", "POST /api/search", "GET /api/related",
-              "GET /api/detect", "POST /api/detect", "GET /api/shop", "POST /api/shop", "POST /api/items", "POST /api/items/manifest",
-              "POST /api/items/delete", "DELETE /api/items/{item_id}", "GET /api/jobs", "GET /api/jobs/{job_id}",
-              "GET /images/{sha256}", "GET /thumbs/{sha256}"]
+              "GET /api/detect", "POST /api/detect", "GET /api/shop", "POST /api/shop", "POST /api/items",
+              "POST /api/items/manifest", "POST /api/items/delete", "DELETE /api/items/{item_id}", "GET /api/jobs",
+              "GET /api/jobs/{job_id}", "GET /images/{sha256}", "GET /thumbs/{sha256}"]
 
 
 @pytest.mark.parametrize("operation", OPERATIONS)

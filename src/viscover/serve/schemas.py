@@ -116,7 +116,7 @@ class JobList(BaseModel):
 
 class IngestIn(BaseModel):
     items: list[dict[str, Any]] = Field(min_length=1, max_length=100_000, description=(
-        "Manifest rows: `id`, `path` (a file under one of the server's image_roots) or `url` (http/https), "
+        "Manifest rows: `id`, `path` (an http(s) URL, or a file under one of the server's image_roots), "
         "and optional `title`, `description`, `domain`, `split`, `boards` (';'-separated) and `label.<task>`."))
 
 
