@@ -53,7 +53,7 @@ def pipeline(manifest: Path, settings) -> dict:
     with tempfile.TemporaryDirectory() as home:
         with Engine(home, settings) as engine:
             start = time.perf_counter()
-            ingest = engine.ingest(manifest)
+            ingest = engine.ingest(manifest, image_roots=[DATA])  # the manifest is in a temporary folder
             ingested = time.perf_counter()
             report = engine.index()
             end = time.perf_counter()

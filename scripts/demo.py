@@ -37,12 +37,13 @@ def main() -> int:
                     return 1
                 source = args.home / "grocery.csv"
                 write_manifest(grocery_rows(grocery), source)
-                report = engine.ingest(source, progress=rich_progress)
+                report = engine.ingest(source, image_roots=[args.data], progress=rich_progress)
                 clothing = args.data / "clothing"
                 if (clothing / "images.csv").is_file():  # photos with boards, for related items
                     print_ingest_report(report)
                     write_manifest(clothing_rows(clothing), args.home / "clothing.csv")
-                    report = engine.ingest(args.home / "clothing.csv", progress=rich_progress)
+                    report = engine.ingest(args.home / "clothing.csv", image_roots=[args.data],
+                                           progress=rich_progress)
             print_ingest_report(report)
             print_index_report(engine.index(progress=rich_progress))
             print_info(engine.info())

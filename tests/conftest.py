@@ -82,8 +82,8 @@ def indexed_home(tmp_path_factory, grocery_manifest, clothing_manifest) -> Path:
 
     home = tmp_path_factory.mktemp("home")
     with Engine(home, Settings(workers=1)) as engine:
-        engine.ingest(grocery_manifest)
-        engine.ingest(clothing_manifest)
+        engine.ingest(grocery_manifest, image_roots=[SHARED])
+        engine.ingest(clothing_manifest, image_roots=[SHARED])
         engine.index()
     return home
 

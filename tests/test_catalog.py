@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import GROCERY, needs_data, write_csv
+from conftest import GROCERY, SHARED, needs_data, write_csv
 from viscover import Engine, Settings
 from viscover.catalog.sources import open_source
 from viscover.datasets import write_manifest
@@ -29,7 +29,8 @@ def rows_for(files: list[Path], **extra) -> list[dict]:
 
 @pytest.fixture()
 def home(tmp_path) -> Engine:
-    with Engine(tmp_path / "home", Settings(workers=1)) as engine:
+    """A fresh catalogue whose manifests (written in tmp_path) may point at the shared data."""
+    with Engine(tmp_path / "home", Settings(workers=1, image_roots=str(SHARED))) as engine:
         yield engine
 
 
@@ -39,7 +40,7 @@ def test_manifest_formats_read_the_same(tmp_path, suffix):
     rows[1]["label.product"] = ""  # no label for this task on this row
     path = tmp_path / f"m{suffix}"
     write_manifest(rows, path)
-    got = list(open_source(path).rows)
+    got = list(open_source(path, image_roots=[SHARED]).rows)
     assert [r.key for r in got] == [f.stem for f in photos(BANANA, 3)]
     assert got[0].labels == {"product": "Banana"} and got[1].labels == {"product": None}
     assert got[0].boards == ["b1", "b2"] and got[0].fields["domain"] == "photo"
@@ -173,16 +174,18 @@ def http_images(tmp_path):
     server.shutdown()
 
 
-def test_url_rows_are_downloaded_into_the_home(home, tmp_path, http_images):
+def test_url_rows_are_downloaded_into_the_home(tmp_path, http_images):
     base, names = http_images
-    rows = [{"path": f"{base}/{n}", "id": n} for n in names] + [{"path": f"{base}/missing.jpg", "id": "gone"}]
-    report = home.ingest(write_csv(rows, tmp_path / "m.csv"))
-    assert report.counts.added == 2
-    assert len(report.skipped) == 1 and "HTTP 404" in report.skipped[0].reason
-    item = home.store.item(names[0])
-    assert item.source == f"{base}/{names[0]}"
-    assert Path(item.uri).is_file() and Path(item.uri).is_relative_to(home.home.images)
-    assert Path(item.uri).read_bytes() == (BANANA / names[0]).read_bytes()
-    home.index()
-    hits = home.search_image(f"{base}/{names[1]}", k=1)  # search by URL
-    assert hits[0].item.key == names[1]
+    settings = Settings(workers=1, image_roots=str(SHARED), url_allow_hosts="127.0.0.1")  # the loopback server
+    with Engine(tmp_path / "home", settings) as home:
+        rows = [{"path": f"{base}/{n}", "id": n} for n in names] + [{"path": f"{base}/missing.jpg", "id": "gone"}]
+        report = home.ingest(write_csv(rows, tmp_path / "m.csv"))
+        assert report.counts.added == 2
+        assert len(report.skipped) == 1 and "HTTP 404" in report.skipped[0].reason
+        item = home.store.item(names[0])
+        assert item.source == f"{base}/{names[0]}"
+        assert Path(item.uri).is_file() and Path(item.uri).is_relative_to(home.home.images)
+        assert Path(item.uri).read_bytes() == (BANANA / names[0]).read_bytes()
+        home.index()
+        hits = home.search_image(f"{base}/{names[1]}", k=1)  # search by URL
+        assert hits[0].item.key == names[1]

@@ -9,7 +9,7 @@ import sys
 import pytest
 from typer.testing import CliRunner
 
-from conftest import needs_data
+from conftest import SHARED, needs_data
 from viscover.cli.app import app
 
 pytestmark = needs_data
@@ -25,9 +25,9 @@ def run(*args: str, ok: bool = True):
 
 def test_ingest_index_search_info(tmp_path, grocery_manifest):
     home = tmp_path / "home"
-    out = json.loads(run("ingest", grocery_manifest, "--home", home, "--json").stdout)
+    out = json.loads(run("ingest", grocery_manifest, "--image-root", SHARED, "--home", home, "--json").stdout)
     assert out[0]["added"] == 35 and out[0]["skipped"] == 0
-    assert "35 unchanged" in run("ingest", grocery_manifest, "--home", home).stdout
+    assert "35 unchanged" in run("ingest", grocery_manifest, "--image-root", SHARED, "--home", home).stdout
     report = json.loads(run("index", "--home", home, "--json", "--workers", "1").stdout)
     assert (report["embedded"], report["size"], report["kind"]) == (35, 35, "exact")
     info = json.loads(run("info", "--home", home, "--json").stdout)

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from conftest import needs_data
+from conftest import SHARED, needs_data
 from viscover import Engine, Settings
 from viscover.catalog.store import Filters
 
@@ -31,10 +31,10 @@ def pg_engine(tmp_path):
 
 def test_ingest_index_search_on_postgres(pg_engine, grocery_manifest, clothing_manifest, tmp_path):
     assert pg_engine.store.engine.dialect.name == "postgresql"
-    assert pg_engine.ingest(grocery_manifest).counts.added == 35
-    again = pg_engine.ingest(grocery_manifest)
+    assert pg_engine.ingest(grocery_manifest, image_roots=[SHARED]).counts.added == 35
+    again = pg_engine.ingest(grocery_manifest, image_roots=[SHARED])
     assert (again.counts.added, again.counts.updated, again.counts.unchanged) == (0, 0, 35)
-    assert pg_engine.ingest(clothing_manifest).counts.added == 24
+    assert pg_engine.ingest(clothing_manifest, image_roots=[SHARED]).counts.added == 24
     report = pg_engine.index()
     assert report.size == 59
     stats = pg_engine.store.stats()

@@ -54,7 +54,7 @@ def world(tmp_path_factory):
     boards = sorted(b for b, rows in by_board.items() if len(rows) >= PER_BOARD)[:N_BOARDS]
     manifest = write_manifest([r for b in boards for r in by_board[b][:PER_BOARD]], tmp / "clothing.csv")
     engine = Engine(tmp / "home", Settings(workers=1))
-    assert engine.ingest(tmp / "clothing.csv").counts.added == manifest
+    assert engine.ingest(tmp / "clothing.csv", image_roots=[CLOTHING]).counts.added == manifest
     engine.index()
     service = engine.related_service()
     graph = service.graph

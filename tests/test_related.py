@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from conftest import needs_data, write_csv
+from conftest import SHARED, needs_data, write_csv
 from viscover import Engine, Settings
 from viscover.cli.app import app
 from viscover.errors import BadRequestError, NotFoundError
@@ -62,13 +62,14 @@ def test_exact_copies_are_not_related_results_and_graph_follows_the_catalogue(tm
     shutil.copy(rows[0]["path"], copy)
     rows.append({**rows[0], "id": "copy-of-first", "path": str(copy)})
     with Engine(tmp_path / "home", Settings(workers=1)) as engine:
-        engine.ingest(write_csv(rows, tmp_path / "m.csv"))
+        engine.ingest(write_csv(rows, tmp_path / "m.csv"), image_roots=[SHARED])
         engine.index()
         graph = engine.item_graph()
         assert graph.n_left == 13 and graph.n_edges == 13
         assert "copy-of-first" not in [h.item.key for h in engine.related([rows[0]["id"]], k=12)]
         extra = list(csv.DictReader(open(clothing_manifest)))[12:14]
-        engine.ingest(write_csv([{**r, "boards": "new-board"} for r in extra], tmp_path / "n.csv"))
+        engine.ingest(write_csv([{**r, "boards": "new-board"} for r in extra], tmp_path / "n.csv"),
+                      image_roots=[SHARED])
         assert engine.item_graph().n_right == graph.n_right + 1  # rebuilt: the catalogue changed
         assert (tmp_path / "home" / "graph" / "item-board.npz").is_file()
         hits = engine.related([extra[0]["id"]], k=3, score_by="pixie")
@@ -131,7 +132,7 @@ def test_engagement_and_ranker_commands(tmp_path, clothing_manifest):
     runner = CliRunner()
     home = tmp_path / "home"
     with Engine(home, Settings(workers=1)) as engine:
-        engine.ingest(clothing_manifest)
+        engine.ingest(clothing_manifest, image_roots=[SHARED])
         engine.index()
         keys = sorted(board_items(engine, "sender-10"))
         others = sorted(board_items(engine, "sender-100"))
@@ -165,7 +166,7 @@ def test_item_user_graph_from_engagement(tmp_path, clothing_manifest):
     from viscover.graph.build import item_user_graph
 
     with Engine(tmp_path / "home", Settings(workers=1)) as engine:
-        engine.ingest(clothing_manifest)
+        engine.ingest(clothing_manifest, image_roots=[SHARED])
         keys = board_items(engine, "sender-10")
         log = write_csv([{"query": keys[0], "item": keys[1], "position": 1, "clicked": 1, "user": "ann"},
                          {"query": keys[0], "item": keys[2], "position": 2, "clicked": 0, "user": "ann"},

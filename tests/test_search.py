@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import GROCERY, needs_data, write_csv
+from conftest import GROCERY, SHARED, needs_data, write_csv
 from viscover import Engine, Settings
 from viscover.catalog.store import Filters
 from viscover.errors import BadImageError, BadRequestError, NotFoundError
@@ -104,7 +104,7 @@ def test_duplicates_are_collapsed(tmp_path):
     Image.open(photos_[0]).save(near, "JPEG", quality=92)  # re-encoded: same picture, other bytes
     rows += [{"path": str(exact), "id": "exact-copy"}, {"path": str(near), "id": "near-copy"}]
     with Engine(tmp_path / "home", Settings(workers=1)) as engine:
-        engine.ingest(write_csv(rows, tmp_path / "m.csv"))
+        engine.ingest(write_csv(rows, tmp_path / "m.csv"), image_roots=[SHARED])
         engine.index()
         hits = engine.search_image(photos_[0], k=3)
         keys = [h.item.key for h in hits]
@@ -122,10 +122,10 @@ def test_incremental_indexing_and_removal(tmp_path):
     photos_ = sorted((GROCERY / "train/Fruit/Banana").glob("*.jpg"))[:10]
     rows = [{"path": str(p), "id": p.stem} for p in photos_]
     with Engine(tmp_path / "home", Settings(workers=1)) as engine:
-        engine.ingest(write_csv(rows[:6], tmp_path / "a.csv"))
+        engine.ingest(write_csv(rows[:6], tmp_path / "a.csv"), image_roots=[SHARED])
         first = engine.index()
         assert (first.embedded, first.rebuilt, first.size) == (6, True, 6)
-        engine.ingest(write_csv(rows[6:], tmp_path / "b.csv"))
+        engine.ingest(write_csv(rows[6:], tmp_path / "b.csv"), image_roots=[SHARED])
         second = engine.index()
         assert (second.embedded, second.added, second.rebuilt, second.size) == (4, 4, False, 10)
         assert engine.search_image(photos_[8], k=1)[0].item.key == photos_[8].stem
@@ -142,7 +142,7 @@ def test_embedding_resumes_after_interruption(tmp_path):
     rows = [{"path": str(p), "id": p.stem} for p in photos_]
     settings = Settings(workers=1, shard_size=8, batch_size=4)
     with Engine(tmp_path / "home", settings) as engine:
-        engine.ingest(write_csv(rows, tmp_path / "m.csv"))
+        engine.ingest(write_csv(rows, tmp_path / "m.csv"), image_roots=[SHARED])
 
         class Stop(Exception):
             pass
@@ -174,7 +174,7 @@ def test_bad_image_found_at_embedding_is_skipped_and_remembered(tmp_path):
     broken.write_bytes(data[: len(data) // 2])  # header fine, pixel data cut
     rows = [{"path": str(p), "id": p.stem} for p in photos_] + [{"path": str(broken), "id": "broken"}]
     with Engine(tmp_path / "home", Settings(workers=1)) as engine:
-        assert engine.ingest(write_csv(rows, tmp_path / "m.csv")).counts.added == 4
+        assert engine.ingest(write_csv(rows, tmp_path / "m.csv"), image_roots=[SHARED]).counts.added == 4
         report = engine.index()
         assert (report.embedded, len(report.failed), report.size) == (3, 1, 3)
         assert "broken.jpg" in report.failed[0].reason
@@ -204,7 +204,8 @@ def test_damaged_index_is_detected_and_rebuilt_from_embeddings(tmp_path):
 
     photos_ = sorted((GROCERY / "train/Fruit/Banana").glob("*.jpg"))[:5]
     with Engine(tmp_path / "home", Settings(workers=1)) as engine:
-        engine.ingest(write_csv([{"path": str(p), "id": p.stem} for p in photos_], tmp_path / "m.csv"))
+        engine.ingest(write_csv([{"path": str(p), "id": p.stem} for p in photos_], tmp_path / "m.csv"),
+                      image_roots=[SHARED])
         engine.index()
     target = next((tmp_path / "home" / "index" / "efficientnet-lite0").glob("float-*.faiss"))
     target.write_bytes(target.read_bytes()[:-100])  # truncated, e.g. by a full disk

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from conftest import needs_data
+from conftest import SHARED, needs_data
 from viscover import Engine, Settings
 from viscover.embed import load_embedder
 from viscover.errors import ConfigError
@@ -60,7 +60,7 @@ def test_trained_model_is_used_by_eval_index_and_search(trained, grocery_manifes
                                gallery_domain="catalog", settings=Settings(workers=1))
     assert report.queries == 30 and report.gallery == 5 and report.float["recall@5"] == 1.0
     with Engine(tmp_path / "home", Settings(workers=1, model=str(result.out))) as engine:
-        engine.ingest(grocery_manifest)
+        engine.ingest(grocery_manifest, image_roots=[SHARED])
         engine.index()
         index = engine.vector_index()
         assert index.dim == 16 and not index.codec.center.any()  # binarised at zero: no catalogue mean

@@ -41,6 +41,11 @@ class Settings:
     max_image_pixels: int = _s(80_000_000, "Refuse images with more pixels than this (decompression bombs).")
     max_image_bytes: int = _s(64 * 1024 * 1024, "Refuse image files or downloads larger than this many bytes.")
     url_timeout: float = _s(20.0, "Seconds to wait for an image URL before giving up on it.")
+    url_allow_hosts: str = _s("", "Comma-separated host names, IPs or CIDRs that image URLs may reach although they "
+                                  "are not public (loopback, private, link-local); '*' allows all. Empty: public "
+                                  "addresses only (SSRF guard).")
+    image_roots: str = _s("", "Comma-separated extra folders that manifest paths may point into; empty: only the "
+                              "manifest's own folder.")
     shard_size: int = _s(2048, "Embeddings written per shard file (the unit of resumption after a crash).")
     hnsw_threshold: int = _s(50_000, "Vectors above which the float index uses HNSW instead of exact search.")
     hnsw_m: int = _s(32, "HNSW graph degree (M).")
@@ -62,6 +67,8 @@ class Settings:
     prune_max_board: int = _s(0, "Graph pruning: drop boards with more items than this (0: no limit).")
     prune_popular_degree: int = _s(0, "Graph pruning: items on more boards than this keep their most similar "
                                       "half (0: off).")
+    inference_threads: int = _s(0, "ONNX Runtime threads of the query-time models (search by image, detection); "
+                                   "0: one per core.")
     detector: str = _s("", "Object detector ONNX file (CenterNet, COCO) for shop-the-look; empty: none.")
     detect_min_score: float = _s(0.3, "Detected objects scoring below this are not shown.")
     api_key: str = _s("", "Key that write requests to the server must send (X-API-Key); empty: one is generated "

@@ -14,12 +14,13 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
 from viscover.catalog.ingest import IngestReport, ingest
 from viscover.catalog.records import Problem
+from viscover.catalog.roots import parse_roots
 from viscover.catalog.sources import open_source
 from viscover.catalog.store import CatalogStore, Filters
 from viscover.config import Settings
@@ -30,7 +31,7 @@ from viscover.errors import BadImageError, BadRequestError, NotFoundError, Unava
 from viscover.imaging import CropBox, decode_image, read_image_bytes
 from viscover.index import Codec, IndexCorruptError, VectorIndex
 from viscover.index.faiss_index import MANIFEST as INDEX_MANIFEST
-from viscover.fsutil import atomic_write_bytes
+from viscover.fsutil import HomeLock, atomic_write_bytes
 from viscover.paths import Home
 from viscover.progress import ProgressFactory, no_progress
 from viscover.search.results import SearchHit
@@ -73,6 +74,8 @@ class SceneObjects:
     width: int
     height: int
     objects: list["Detection"]
+    data: bytes = field(default=b"", repr=False)  # the image's bytes, to crop each object from
+    hits: list[list[SearchHit]] = field(default_factory=list)  # per object, with shop_the_look
 
 
 class Engine:
@@ -101,6 +104,7 @@ class Engine:
         self._cache_lock = threading.RLock()
         self._walk_lock = threading.Lock()
         self._detector = None
+        self._write_lock = HomeLock(self.home.root / ".write.lock")  # one writer per home, across processes
 
     def close(self) -> None:
         self.store.close()
@@ -113,15 +117,29 @@ class Engine:
 
     # ---- catalogue -------------------------------------------------------------------------------------------
     def ingest(self, source: str | Path, *, label_from_dirs: str | None = None, domain: str | None = None,
-               board: str | None = None, progress: ProgressFactory = no_progress) -> IngestReport:
-        """Add or update items from a folder or a manifest; bad rows are reported in the result, not raised."""
-        src = open_source(Path(source).expanduser(), label_from_dirs=label_from_dirs, domain=domain, board=board)
-        return ingest(self.store, src, blob_dir=self.home.images, settings=self.settings, progress=progress)
+               board: str | None = None, image_roots: Sequence[str | Path] = (),
+               progress: ProgressFactory = no_progress) -> IngestReport:
+        """Add or update items from a folder or a manifest; bad rows are reported in the result, not raised.
+
+        A manifest's local paths must lie inside its own folder, `image_roots` or the image_roots setting.
+        """
+        extra = [image_roots] if isinstance(image_roots, (str, Path)) else list(image_roots)
+        roots = [*parse_roots(self.settings.image_roots), *extra]
+        src = open_source(Path(source).expanduser(), label_from_dirs=label_from_dirs, domain=domain, board=board,
+                          image_roots=roots)
+        with self._write_lock.held():
+            return ingest(self.store, src, blob_dir=self.home.images, settings=self.settings, progress=progress)
 
     def remove(self, keys: list[str]) -> list[str]:
         """Delete items from the catalogue and from every saved index (no rebuild); return the unknown keys."""
-        deleted = self.store.delete_items(keys)
-        ids = np.array(sorted(deleted.values()), np.int64)
+        with self._write_lock.held():
+            return self._remove(keys)
+
+    def _remove(self, keys: list[str]) -> list[str]:
+        # indexes first, then the catalogue: a crash in between leaves items without vectors (the next `index`
+        # adds them back), never vectors of deleted items (whose row ids a later ingest may reuse)
+        found = self.store.item_ids_of(keys)
+        ids = np.array(sorted(found.values()), np.int64)
         root = self.home.root / "index"
         for folder in sorted(root.iterdir()) if root.is_dir() and len(ids) else []:
             try:
@@ -131,6 +149,7 @@ class Engine:
             if index is not None and index.remove(ids):
                 index.save(folder)
                 self._keep_index(folder.name, index)  # swap in the updated copy
+        deleted = self.store.delete_items(list(found))
         return [k for k in keys if k not in deleted]
 
     # ---- models and indexes ----------------------------------------------------------------------------------
@@ -138,12 +157,16 @@ class Engine:
         name = resolve_model(model or self.settings.model)
         with self._cache_lock:
             if name not in self._embedders:
-                self._embedders[name] = load_embedder(name)
+                self._embedders[name] = load_embedder(name, threads=self.settings.inference_threads)
             return self._embedders[name]
 
     def index(self, model: str | None = None, *, rebuild: bool = False,
               progress: ProgressFactory = no_progress) -> IndexReport:
         """Embed every image without a vector for this model (resumable), then bring the index up to date."""
+        with self._write_lock.held():
+            return self._index(model, rebuild=rebuild, progress=progress)
+
+    def _index(self, model: str | None, *, rebuild: bool, progress: ProgressFactory) -> IndexReport:
         start = time.perf_counter()
         embedder = self.embedder(model)
         report = IndexReport(model=embedder.name, key=embedder.key)
@@ -290,7 +313,7 @@ class Engine:
                                    "viscover.toml) to a CenterNet ONNX file")
         with self._cache_lock:
             if self._detector is None:
-                self._detector = load_detector(self.settings.detector)
+                self._detector = load_detector(self.settings.detector, threads=self.settings.inference_threads)
             return self._detector
 
     def detect(self, image: str | Path | bytes, *, min_score: float | None = None) -> "SceneObjects":
@@ -298,11 +321,32 @@ class Engine:
         search by ("shop the look")."""
         detector = self.detector()
         data = image if isinstance(image, bytes) else read_image_bytes(image, max_bytes=self.settings.max_image_bytes,
-                                                                       timeout=self.settings.url_timeout)
+                                                                       timeout=self.settings.url_timeout,
+                                                                       url_allow_hosts=self.settings.url_allow_hosts)
         name = "uploaded image" if isinstance(image, bytes) else str(image)
         img = decode_image(data, max_pixels=self.settings.max_image_pixels, name=name)
         score = self.settings.detect_min_score if min_score is None else min_score
-        return SceneObjects(img.width, img.height, detector.detect(img, min_score=score))
+        return SceneObjects(img.width, img.height, detector.detect(img, min_score=score), data)
+
+    def shop_the_look(self, image: str | Path | bytes, *, k: int | None = None, filters: Filters = Filters(),
+                      min_score: float | None = None, max_objects: int = 8, exclude_item: str | None = None,
+                      binary: bool = False, model: str | None = None) -> "SceneObjects":
+        """Detect the objects in a scene and search the catalogue for each one by its box (one batch through the
+        model); `exclude_item` drops the scene's own item from the results."""
+        scene = self.detect(image, min_score=min_score)
+        scene.objects = scene.objects[:max_objects]
+        index = self.vector_index(model)
+        embedder = self.embedder(model)
+        exclude = None
+        if exclude_item is not None:
+            exclude = self.store.item_ids_with_images([self.store.item(exclude_item).image_id])
+        if scene.objects:
+            pixels = np.stack([decode_pixels(scene.data, embedder.spec, self.settings, name="scene", crop=o.box)
+                               for o in scene.objects])
+            raw = np.asarray(embedder.embed(pixels), np.float32)
+            scene.hits = [self._search(index, index.codec.floats(raw[i:i + 1]), index.codec.bits(raw[i:i + 1]), k,
+                                       filters, binary, True, exclude=exclude) for i in range(len(scene.objects))]
+        return scene
 
     # ---- related items ---------------------------------------------------------------------------------------
     def item_graph(self) -> "Bipartite":
@@ -341,6 +385,7 @@ class Engine:
             return self._related_service(model)
 
     def _related_service(self, model: str | None) -> "RelatedItems":
+        from viscover.graph.bipartite import lookup_sorted
         from viscover.graph.build import item_attributes
         from viscover.graph.prune import prune, prune_params_of
         from viscover.rank.ranker import load_ranker
@@ -362,7 +407,7 @@ class Engine:
             graph, _ = prune(graph, *visual.unit_vectors(), prune_params)
             visual = VisualNeighbours(graph, visual.index)
         item_ids, image_ids = self.store.item_images()
-        image_of = image_ids[np.searchsorted(item_ids, graph.left_ids)] if len(item_ids) else None
+        image_of = lookup_sorted(item_ids, image_ids, graph.left_ids, -1) if len(item_ids) else None
         s = self.settings
         params = RelatedParams(pixie=PixieParams(steps=s.pixie_steps, alpha=s.pixie_alpha, n_p=s.pixie_np,
                                                  n_v=s.pixie_nv, bias=s.pixie_bias),

@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import os
 import tempfile
+import threading
 from pathlib import Path
 from typing import Iterator
 
@@ -47,3 +48,37 @@ def sha256_file(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+class HomeLock:
+    """An exclusive, re-entrant lock on a file shared by threads and processes (fcntl.flock): one writer at a time
+    per catalogue home. The OS releases it when the holder dies, so a killed writer never leaves it stuck."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._mutex = threading.RLock()
+        self._depth = 0
+        self._fd: int | None = None
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        with self._mutex:
+            if self._depth == 0:
+                import fcntl
+
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX)  # waits for another process's write to finish
+                except BaseException:
+                    os.close(fd)
+                    raise
+                self._fd = fd
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+                if self._depth == 0 and self._fd is not None:
+                    os.close(self._fd)  # closing releases the flock
+                    self._fd = None

@@ -34,7 +34,8 @@ from sqlalchemy import delete, func, insert, select
 
 from viscover.catalog import schema as t
 from viscover.catalog.records import Problem
-from viscover.catalog.sources import MANIFEST_SUFFIXES, _csv_records, _jsonl_records, _parquet_records, _text
+from viscover.catalog.sources import (MANIFEST_SUFFIXES, _check_text, _csv_records, _jsonl_records, _parquet_records,
+                                      _text)
 from viscover.catalog.store import CatalogStore
 from viscover.errors import BadManifestError
 
@@ -157,6 +158,8 @@ def _row(record: dict[str, Any], where: str) -> EngagementRow:
                                    + ("item whose related list was shown" if name == "query" else "shown item"))
     if query == item:
         raise BadManifestError(f"item {item!r} is its own query; a related list never shows its query")
+    for name in ("query", "item", "user", "timestamp", "ts", "source"):  # invalid UTF-8 cannot be stored
+        _check_text(name, _text(record.get(name)))
     return EngagementRow(where=where, query=query, item=item, position=_position(record.get("position")),
                          clicked=_flag(record.get("clicked"), "clicked"), saved=_flag(record.get("saved"), "saved"),
                          user=_text(record.get("user")),

@@ -2,7 +2,9 @@
 
 Images are only probed here (header, size limits, content hash); they are decoded in full once, when embedded.
 A bad row or image is recorded as a Problem and skipped; everything else is committed batch by batch, so an
-interrupted ingest keeps what it already wrote and a re-run is idempotent.
+interrupted ingest keeps what it already wrote and a re-run is idempotent. Memory stays bounded however long the
+source: rows are read a batch at a time, only the first MAX_PROBLEMS problems are kept (the rest are counted),
+and duplicate detection keeps a small fixed-size entry per distinct id.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from viscover.imaging import is_url, probe_image, read_image_bytes
 from viscover.progress import ProgressFactory, no_progress
 
 BATCH = 256
+MAX_PROBLEMS = 10_000  # problems listed in a report; later ones are only counted
 
 
 @dataclass
@@ -34,20 +37,31 @@ class IngestReport:
     rows: int = 0
     counts: UpsertCounts = field(default_factory=UpsertCounts)
     repeated: int = 0  # rows repeating an earlier row of this source (same id, same image)
-    skipped: list[Problem] = field(default_factory=list)
+    skipped: list[Problem] = field(default_factory=list)  # the first MAX_PROBLEMS skipped rows, with reasons
+    skipped_unlisted: int = 0  # skipped rows beyond MAX_PROBLEMS: counted, not listed
     ignored_columns: list[str] = field(default_factory=list)
+
+    @property
+    def skipped_total(self) -> int:
+        return len(self.skipped) + self.skipped_unlisted
+
+    def skip(self, problems: list[Problem]) -> None:
+        room = max(0, MAX_PROBLEMS - len(self.skipped))
+        self.skipped += problems[:room]
+        self.skipped_unlisted += max(0, len(problems) - room)
 
     def to_dict(self) -> dict:
         return {"source": self.source, "rows": self.rows, "added": self.counts.added,
                 "updated": self.counts.updated, "unchanged": self.counts.unchanged, "repeated": self.repeated,
-                "skipped": len(self.skipped), "problems": [str(p) for p in self.skipped],
-                "ignored_columns": self.ignored_columns}
+                "skipped": self.skipped_total, "problems": [str(p) for p in self.skipped],
+                "problems_unlisted": self.skipped_unlisted, "ignored_columns": self.ignored_columns}
 
 
 def ingest(store: CatalogStore, source: Source, *, blob_dir: Path, settings: Settings,
            progress: ProgressFactory = no_progress) -> IngestReport:
+    """Read, check and upsert every row of `source`; return what was added, updated, repeated and skipped."""
     report = IngestReport(source=source.name, ignored_columns=list(source.ignored_columns))
-    seen: dict[str, tuple[str, str]] = {}  # key -> (where, sha256) of its first row in this source
+    seen: dict[str, tuple[str, bytes]] = {}  # key -> (where, sha256 prefix) of its first row in this source
     with ThreadPoolExecutor(max_workers=max(1, settings.ingest_threads)) as pool, \
             progress(f"ingest {Path(source.name).name}", source.total) as advance:
         while True:
@@ -56,21 +70,23 @@ def ingest(store: CatalogStore, source: Source, *, blob_dir: Path, settings: Set
                 break
             report.rows += len(batch)
             rows = [r for r in batch if isinstance(r, SourceRow)]
-            report.skipped += [r for r in batch if isinstance(r, Problem)]
+            problems = [r for r in batch if isinstance(r, Problem)]
             records = []
             for row, loaded in zip(rows, pool.map(lambda r: _load(r, settings, blob_dir), rows)):
                 if isinstance(loaded, Problem):
-                    report.skipped.append(loaded)
+                    problems.append(loaded)
                     continue
+                digest = bytes.fromhex(loaded.image.sha256[:32])
                 first = seen.get(row.key)
                 if first is None:
-                    seen[row.key] = (row.where, loaded.image.sha256)
+                    seen[row.key] = (row.where, digest)
                     records.append(loaded)
-                elif first[1] == loaded.image.sha256:
+                elif first[1] == digest:
                     report.repeated += 1
                 else:
-                    report.skipped.append(Problem(row.where, f"id {row.key!r} was already used by {first[0]} "
-                                                             "for a different image; ids must be unique"))
+                    problems.append(Problem(row.where, f"id {row.key!r} was already used by {first[0]} for a "
+                                                       "different image (the first one is kept); ids must be unique"))
+            report.skip(problems)
             report.counts += store.upsert(records)
             advance(len(batch))
     return report
@@ -78,7 +94,8 @@ def ingest(store: CatalogStore, source: Source, *, blob_dir: Path, settings: Set
 
 def _load(row: SourceRow, settings: Settings, blob_dir: Path) -> ItemRecord | Problem:
     try:
-        data = read_image_bytes(row.location, max_bytes=settings.max_image_bytes, timeout=settings.url_timeout)
+        data = read_image_bytes(row.location, max_bytes=settings.max_image_bytes, timeout=settings.url_timeout,
+                                url_allow_hosts=settings.url_allow_hosts)
         info = probe_image(data, max_pixels=settings.max_image_pixels, name=row.location)
     except BadImageError as e:
         return Problem(row.where, str(e))

@@ -218,6 +218,11 @@ class CatalogStore:
         if rows:
             conn.execute(insert(t.board_items), rows)
 
+    def item_ids_of(self, keys: Sequence[str]) -> dict[str, int]:
+        """{key: row id} of the known keys among `keys`."""
+        with self.engine.connect() as conn:
+            return {key: row["id"] for key, row in self._items_by_key(conn, list(keys)).items()}
+
     def delete_items(self, keys: Sequence[str]) -> dict[str, int]:
         """Delete items by key (labels and memberships go with them); return {key: row id} of those deleted."""
         with self.engine.begin() as conn:

@@ -88,6 +88,9 @@ def ingest(
                                                   "catalog).")] = None,
     board: Annotated[Optional[str], typer.Option(help="For folders: put every image on this board.")] = None,
     threads: Annotated[Optional[int], typer.Option(help="Reader/downloader threads.")] = None,
+    image_root: Annotated[Optional[list[Path]], typer.Option(
+        "--image-root", metavar="DIR", help="A folder outside the manifest's own that its paths may point into "
+        "(repeatable; adds to the image_roots setting).")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
     home: HomeOpt = DEFAULT_HOME,
     db: DbOpt = None,
@@ -96,13 +99,15 @@ def ingest(
 
     A manifest has a [bold]path[/] column (relative to the manifest, absolute, or an http(s) URL) and optional
     [bold]id, title, description, domain, split, boards[/] (';'-separated) and [bold]label.<task>[/] columns.
-    Bad rows and images are reported and skipped; the rest is ingested.
+    Local paths must lie inside the manifest's folder or an [bold]--image-root[/]; URLs must reach public
+    addresses unless allowed by the url_allow_hosts setting. Bad rows and images are reported and skipped; the
+    rest is ingested.
     """
     from viscover.cli.render import print_ingest_report, rich_progress
 
     with _engine(home, db, create=True, ingest_threads=threads) as engine:
         reports = [engine.ingest(s, label_from_dirs=label_from_dirs, domain=domain, board=board,
-                                 progress=rich_progress) for s in sources]
+                                 image_roots=image_root or [], progress=rich_progress) for s in sources]
     if json_out:
         print(json.dumps([r.to_dict() for r in reports], indent=2))
     else:
@@ -374,6 +379,48 @@ def info(
 
 @app.command()
 @handle_errors
+def detect(
+    image: Annotated[Optional[str], typer.Argument(help="A scene photo: file path or http(s) URL.")] = None,
+    item: Annotated[Optional[str], typer.Option("--item", "-i", help="Use a catalogue item's image.")] = None,
+    shop: Annotated[bool, typer.Option(help="Shop the look: also search the catalogue for each object.")] = False,
+    k: Annotated[int, typer.Option("-k", "--k", help="Results per object with --shop.")] = 5,
+    domain: Annotated[Optional[str], typer.Option(help="With --shop: only items of this domain.")] = None,
+    min_score: Annotated[Optional[float], typer.Option(help="Keep objects scored at least this (default: the "
+                                                       "detect_min_score setting).")] = None,
+    detector: Annotated[Optional[str], typer.Option(help="Object detector ONNX file (default: the detector "
+                                                    "setting).")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+    home: HomeOpt = DEFAULT_HOME,
+    db: DbOpt = None,
+) -> None:
+    """Detect objects in a scene photo; with --shop, search the catalogue for each of them (shop the look)."""
+    from viscover.catalog.store import Filters
+    from viscover.cli.render import console
+
+    if (image is None) == (item is None):
+        raise BadRequestError("give exactly one scene: an image path/URL argument, or --item ID")
+    with _engine(home, db, detector=detector) as engine:
+        source = engine.store.item(item).uri if item else image
+        if shop:
+            scene = engine.shop_the_look(source, k=k, filters=Filters(domain=domain), min_score=min_score,
+                                         exclude_item=item)
+        else:
+            scene = engine.detect(source, min_score=min_score)
+    looks = [{**o.to_dict(), **({"results": [h.to_dict() for h in hits]} if shop else {})}
+             for o, hits in zip(scene.objects, scene.hits or [[]] * len(scene.objects))]
+    if json_out:
+        print(json.dumps({"width": scene.width, "height": scene.height, "objects": looks}, indent=2))
+        return
+    console.print(f"{len(looks)} object(s) in {item or image} ({scene.width}x{scene.height})", highlight=False)
+    for look in looks:
+        x, y, w, h = look["box"]
+        console.print(f"  [bold]{look['label']}[/] {look['score']:.2f}  box {x},{y},{w},{h}", highlight=False)
+        for hit in look.get("results", []):
+            console.print(f"      {hit['score']:.3f}  {hit['id']}", highlight=False, soft_wrap=True)
+
+
+@app.command()
+@handle_errors
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on (0.0.0.0 for every interface).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
@@ -389,6 +436,9 @@ def serve(
     db: DbOpt = None,
 ) -> None:
     """Serve the web UI and the JSON API (documented at /docs) over the catalogue."""
+    from viscover.serve.run import limit_threads
+
+    limit_threads()  # before FAISS and ONNX Runtime load
     from viscover.cli.render import console
     from viscover.serve.run import options_from
     from viscover.serve.run import serve as run_server

@@ -27,24 +27,27 @@ def rich_progress(description: str, total: int | None) -> Iterator[Advance]:
         yield lambda n: bar.advance(task, n)
 
 
-def _problems(problems: list, what: str) -> None:
-    if not problems:
+def _problems(problems: list, what: str, total: int | None = None) -> None:
+    """List the first problems; `total` counts them all when the list holds only the first ones."""
+    total = len(problems) if total is None else total
+    if not total:
         return
-    err_console.print(f"[yellow]{len(problems)} {what} skipped:[/]")
+    err_console.print(f"[yellow]{total} {what} skipped:[/]")
     for p in problems[:MAX_PROBLEMS_SHOWN]:
         err_console.print(f"  - {p}", highlight=False, soft_wrap=True)
-    if len(problems) > MAX_PROBLEMS_SHOWN:
-        err_console.print(f"  ... and {len(problems) - MAX_PROBLEMS_SHOWN} more (use --json for all)")
+    if total > MAX_PROBLEMS_SHOWN:
+        listed = "all" if total == len(problems) else f"the first {len(problems)}"
+        err_console.print(f"  ... and {total - MAX_PROBLEMS_SHOWN} more (use --json for {listed})")
 
 
 def print_ingest_report(report) -> None:
     c = report.counts
     console.print(f"[bold]{report.source}[/]: {report.rows} rows -> {c.added} added, {c.updated} updated, "
-                  f"{c.unchanged} unchanged, {len(report.skipped)} skipped"
+                  f"{c.unchanged} unchanged, {report.skipped_total} skipped"
                   + (f", {report.repeated} repeated rows ignored" if report.repeated else ""), highlight=False)
     if report.ignored_columns:
         console.print(f"ignored columns: {', '.join(report.ignored_columns)}")
-    _problems(report.skipped, "rows")
+    _problems(report.skipped, "rows", report.skipped_total)
 
 
 def print_index_report(report) -> None:

@@ -42,7 +42,8 @@ class EmbedBatch:
 
 def load_pixels(job: ImageJob, spec: InputSpec, settings: Settings) -> np.ndarray:
     """Read, decode and shape one job's image for a model with input convention `spec`."""
-    data = read_image_bytes(job.uri, max_bytes=settings.max_image_bytes, timeout=settings.url_timeout)
+    data = read_image_bytes(job.uri, max_bytes=settings.max_image_bytes, timeout=settings.url_timeout,
+                            url_allow_hosts=settings.url_allow_hosts)
     return decode_pixels(data, spec, settings, name=job.uri, crop=job.crop, augment_seed=job.augment_seed)
 
 
@@ -80,8 +81,25 @@ _worker: dict = {}
 
 
 def _init_worker(model: str, threads: int, settings: Settings) -> None:
+    _exit_with_parent()
     _worker["embedder"] = load_embedder(model, threads=threads)
     _worker["settings"] = settings
+
+
+def _exit_with_parent() -> None:
+    """End this worker as soon as its parent dies (even by SIGKILL), instead of idling forever with a model loaded."""
+    import threading
+    from multiprocessing.connection import wait
+
+    parent = mp.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        wait([parent.sentinel])  # ready once the parent is gone
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 def _run_in_worker(jobs: Sequence[ImageJob]) -> EmbedBatch:

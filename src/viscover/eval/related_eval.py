@@ -40,7 +40,7 @@ def evaluate_related(manifest: Path, *, queries: int = 500, seed: int = 0, model
     """Hidden-membership evaluation on a manifest with boards (its images are embedded for the visual signal)."""
     settings = settings or Settings()
     rows, skipped = [], []
-    for row in manifest_source(Path(manifest)).rows:
+    for row in manifest_source(Path(manifest), image_roots=None).rows:  # the user's own manifest: any path
         (skipped if isinstance(row, Problem) else rows).append(row)
     board_names = sorted({b for r in rows for b in (r.boards or [])})
     if not board_names:

@@ -53,7 +53,7 @@ def evaluate_manifest(manifest: Path, task: str, *, model: str | None = None, qu
                       gallery_split: str | None = None, settings: Settings | None = None,
                       embedder: Embedder | None = None, progress: ProgressFactory = no_progress) -> EvalReport:
     settings = settings or Settings()
-    source = manifest_source(Path(manifest))
+    source = manifest_source(Path(manifest), image_roots=None)  # the user's own manifest: any path
     rows: list[SourceRow] = []
     skipped: list[Problem] = []
     for row in source.rows:

@@ -1,13 +1,15 @@
 """Decode image bytes into an upright RGB picture, whatever the file's mode, orientation or frame count.
 
-Handled: EXIF orientation; palette, alpha (composited on white), CMYK (through its ICC profile when present),
-16-bit and float greyscale; animated GIF/WebP/PNG (first frame); HEIC/AVIF when a Pillow plugin is installed.
-Refused with a clear reason: non-images, truncated or corrupt data, images over the pixel limit.
+Handled: EXIF orientation (invalid values ignored); palette, alpha (composited on white), CMYK (through its ICC
+profile when present), 16-bit, 32-bit and float greyscale; animated GIF/WebP/PNG (first frame); AVIF, and HEIC
+when pillow-heif is installed. Refused with a clear reason (BadImageError, never another exception): empty files,
+non-images, HEIC/AVIF without a decoder, truncated or corrupt data, images over the pixel limit.
 """
 
 from __future__ import annotations
 
 import io
+import re
 import warnings
 from dataclasses import dataclass
 
@@ -49,9 +51,15 @@ def _open(data: bytes, name: str, max_pixels: int) -> Image.Image:
             warnings.simplefilter("ignore")
             img = Image.open(io.BytesIO(data))
     except UnidentifiedImageError:
+        container = _unsupported_container(data)
+        if container:
+            raise BadImageError(f"{name}: unsupported format: {container}") from None
         raise BadImageError(f"{name}: not an image Pillow can read (unknown or unsupported format)") from None
-    except Image.DecompressionBombError as e:
-        raise BadImageError(f"{name}: refused as a decompression bomb ({e})") from None
+    except Image.DecompressionBombError as e:  # Pillow's own guard, at twice its (global) limit
+        found = re.search(r"\((\d+) pixels\)", str(e))
+        size = f"{int(found.group(1)):,} pixels" if found else "the image"
+        raise BadImageError(f"{name}: {size} is over the limit of {max_pixels:,} (possible decompression bomb; "
+                            "raise max_image_pixels to accept it)") from None
     except Exception as e:  # Pillow raises many kinds on corrupt headers
         raise BadImageError(f"{name}: unreadable image header ({type(e).__name__}: {e})") from None
     w, h = img.size
@@ -63,11 +71,33 @@ def _open(data: bytes, name: str, max_pixels: int) -> Image.Image:
     return img
 
 
+_HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1"}
+_AVIF_BRANDS = {b"avif", b"avis"}
+
+
+def _unsupported_container(data: bytes) -> str:
+    """Name a known image container Pillow could not open (HEIC/AVIF without their plugin), with the fix."""
+    if data[4:8] != b"ftyp":
+        return ""
+    size = int.from_bytes(data[:4], "big")
+    box = data[8:min(max(size, 16), 256)]
+    brands = {box[i:i + 4] for i in range(0, len(box) - 3, 4)}
+    if brands & _AVIF_BRANDS:
+        return "AVIF image, and this Pillow has no AVIF decoder (install Pillow >= 11.3 or pillow-avif-plugin)"
+    if brands & _HEIF_BRANDS:
+        return "HEIC/HEIF image, and no HEIF decoder is installed (pip install pillow-heif)"
+    return ""
+
+
 def _orientation(img: Image.Image) -> int:
+    """EXIF orientation 1-8; anything else (missing, out of range, wrong type, unreadable EXIF) means upright."""
     try:
-        return int(img.getexif().get(0x0112, 1))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            value = img.getexif().get(0x0112, 1)
     except Exception:
         return 1
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
 
 
 def probe_image(data: bytes, *, max_pixels: int, name: str = "image") -> ImageInfo:
@@ -76,7 +106,17 @@ def probe_image(data: bytes, *, max_pixels: int, name: str = "image") -> ImageIn
     w, h = img.size
     if _orientation(img) in _ROTATED:
         w, h = h, w
-    return ImageInfo(w, h, img.format or "unknown", img.mode, int(getattr(img, "n_frames", 1) or 1))
+    return ImageInfo(w, h, img.format or "unknown", img.mode, _frames(img))
+
+
+def _frames(img: Image.Image) -> int:
+    """Frame count; a damaged later frame does not spoil the first one (the only one used), so it counts as 1."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return max(1, int(getattr(img, "n_frames", 1) or 1))
+    except Exception:
+        return 1
 
 
 def decode_image(data: bytes, *, max_pixels: int, name: str = "image", crop: CropBox | None = None,
@@ -95,7 +135,7 @@ def decode_image(data: bytes, *, max_pixels: int, name: str = "image", crop: Cro
             img.seek(0)  # animated images: the first frame
             img.load()
             if _orientation(img) != 1:  # exif_transpose copies even upright images: only call it when needed
-                img = ImageOps.exif_transpose(img) or img
+                img = _transposed(img)
             rgb = _to_rgb(img)
     except BadImageError:
         raise
@@ -105,6 +145,13 @@ def decode_image(data: bytes, *, max_pixels: int, name: str = "image", crop: Cro
         crop.check_within(rgb.width, rgb.height, what=f"image {name}")
         rgb = rgb.crop(crop.as_pil())
     return rgb
+
+
+def _transposed(img: Image.Image) -> Image.Image:
+    try:
+        return ImageOps.exif_transpose(img) or img
+    except Exception:  # EXIF too damaged to apply: the pixels themselves are still good
+        return img
 
 
 def _to_rgb(img: Image.Image) -> Image.Image:
@@ -137,12 +184,19 @@ def _icc_to_srgb(img: Image.Image) -> Image.Image | None:
 
 
 def _high_depth_to_rgb(img: Image.Image) -> Image.Image:
-    """16-bit, 32-bit integer and float greyscale: scale the value range to 8 bits instead of clipping it."""
-    arr = np.asarray(img, dtype=np.float64)
-    if img.mode == "F":
-        lo, hi = float(np.nanmin(arr)), float(np.nanmax(arr))
-        arr = (arr - lo) / (hi - lo) * 255.0 if hi > lo else np.zeros_like(arr)
-    elif arr.max(initial=0) > 255:
-        arr = arr / 257.0  # 16-bit range 0..65535 -> 0..255
-    grey = np.clip(np.nan_to_num(arr), 0, 255).astype(np.uint8)
+    """16-bit, 32-bit integer and float greyscale: map the value range to 8 bits instead of clipping it.
+
+    8-bit-range values are kept, 16-bit ones scaled by 1/257; anything else (floats, negative or wider integers)
+    is stretched from its finite minimum to its finite maximum. NaN and infinities become black.
+    """
+    arr = np.asarray(img, dtype=np.float32)
+    finite = np.isfinite(arr)
+    lo, hi = (float(arr[finite].min()), float(arr[finite].max())) if finite.any() else (0.0, 0.0)
+    if img.mode != "F" and lo >= 0 and hi <= 255:
+        pass
+    elif img.mode != "F" and lo >= 0 and hi <= 65535:
+        arr = arr / 257.0
+    else:
+        arr = (arr - lo) * (255.0 / (hi - lo)) if hi > lo else np.zeros_like(arr)
+    grey = np.clip(np.rint(np.where(finite, arr, 0.0)), 0, 255).astype(np.uint8)
     return Image.fromarray(grey, mode="L").convert("RGB")

@@ -235,7 +235,8 @@ class VectorIndex:
 
     # ---- persistence -----------------------------------------------------------------------------------------
     def save(self, folder: Path) -> None:
-        """Write every file under a new generation name, then switch the manifest atomically, then clean up."""
+        """Write every file under a new generation name, then switch the manifest atomically, then clean up.
+        One save at a time per folder (the engine holds the home's write lock)."""
         folder.mkdir(parents=True, exist_ok=True)
         old = _read_manifest(folder)
         generation = int(old.get("generation", 0)) + 1 if old else 1
@@ -257,8 +258,9 @@ class VectorIndex:
                               for role, name in files.items()}}
         atomic_write_bytes(folder / MANIFEST, json.dumps(manifest, indent=2).encode())
         keep = {MANIFEST, *files.values()}
-        for path in folder.iterdir():
-            if path.name not in keep and not path.name.startswith("."):
+        for path in folder.iterdir():  # old generations, and temp files left by saves killed midway
+            stale = not path.name.startswith(".") or path.name.endswith(".tmp")
+            if path.name not in keep and stale:
                 path.unlink(missing_ok=True)
 
     @classmethod

@@ -59,7 +59,7 @@ def load_train_data(manifests: list[str], tasks: list[str], val_split: str = "va
     locations, domains, is_val, raw_labels, origin = [], [], [], [], []
     skipped: list[Problem] = []
     for m in manifests:
-        for row in manifest_source(Path(m)).rows:
+        for row in manifest_source(Path(m), image_roots=None).rows:  # the user's own manifests: any path
             if isinstance(row, Problem):
                 skipped.append(row)
                 continue

@@ -34,7 +34,8 @@ def _key(sha: str, view: int, seed: int) -> int:
 
 def _sha(location: str, settings: Settings) -> str | Problem:
     try:
-        data = read_image_bytes(location, max_bytes=settings.max_image_bytes, timeout=settings.url_timeout)
+        data = read_image_bytes(location, max_bytes=settings.max_image_bytes, timeout=settings.url_timeout,
+                                url_allow_hosts=settings.url_allow_hosts)
     except BadImageError as e:
         return Problem(location, str(e))
     return hashlib.sha256(data).hexdigest()
