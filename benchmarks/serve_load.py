@@ -119,6 +119,8 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument("--concurrency", default="1,4,16")
+    parser.add_argument("--inference-threads", type=int, default=None,
+                        help="the server's inference_threads setting (default: the setting's default)")
     parser.add_argument("--json")
     args = parser.parse_args()
     if not (DATA / "grocery" / "classes.csv").is_file():
@@ -142,7 +144,8 @@ def main() -> int:
         return await client.post("/api/search", params={"k": 20}, files={"file": ("q.jpg", r.choice(uploads))})
 
     port = free_port()
-    server = start_server(args.home, port, "--no-auth")
+    env = {} if args.inference_threads is None else {"VISCOVER_INFERENCE_THREADS": str(args.inference_threads)}
+    server = start_server(args.home, port, "--no-auth", env=env)
     results = []
     try:
         for name, request in (("search_by_id", by_id), ("search_by_upload", by_upload)):
@@ -159,7 +162,7 @@ def main() -> int:
         server.wait(timeout=30)
     direct = in_process(args.home, ids, uploads, 200)
     emit({"benchmark": "serve_load", "catalogue": {"dataset": "grocery", "items": total},
-          "seconds_per_run": args.seconds, "http": results, "in_process_engine": direct,
+          "seconds_per_run": args.seconds, "inference_threads": args.inference_threads, "http": results, "in_process_engine": direct,
           **environment({"server": "uvicorn, one process, FastAPI thread pool"})}, args.json)
     return 0
 

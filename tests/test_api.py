@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import logging
 import shutil
 import time
 from pathlib import Path
@@ -386,3 +387,30 @@ def test_cors_is_off_unless_configured(api, indexed_home):
         got = client.get("/api/health", headers={"Origin": "https://shop.example"})
         assert got.headers.get("access-control-allow-origin") == "https://shop.example"
     engine.close()
+
+
+# ---- security details ---------------------------------------------------------------------------------------
+def test_slow_requests_time_out_with_503(indexed_home):
+    from fastapi.testclient import TestClient
+
+    from viscover import Engine, Settings
+    from viscover.serve import ServeOptions, create_app
+
+    engine = Engine(indexed_home, Settings(workers=1))
+    engine.related = lambda *a, **kw: time.sleep(2) or []  # a request that hangs
+    with TestClient(create_app(engine, ServeOptions(api_key=KEY, request_timeout=0.3))) as client:
+        _err(client.get("/api/related", params={"item": _photo()["id"]}), 503, "timeout", "0.3 s")
+        assert client.get("/api/health").status_code == 200  # the server goes on answering
+    engine.close()
+
+
+def test_keys_never_reach_logs_or_metrics(writable, caplog):
+    client, _ = writable
+    with caplog.at_level(logging.DEBUG):
+        client.post("/api/items/delete", json={"ids": ["nothing"]}, headers={"X-API-Key": KEY})
+        client.post("/api/items/delete", json={"ids": ["nothing"]}, headers={"X-API-Key": "guess-" + KEY})
+        client.get("/api/jobs", headers={"Authorization": f"Bearer {KEY}"})
+        metrics = client.get("/metrics").text
+    assert KEY not in caplog.text and KEY not in metrics
+    info = client.get("/api/info").text
+    assert KEY not in info and "sqlite" not in info

@@ -22,13 +22,22 @@ def options_from(settings: Settings, *, api_key: str | None = None, no_auth: boo
 
 
 def limit_threads() -> None:
-    """One BLAS/OpenMP thread per request thread: requests run side by side, and a library spawning a thread per
-    core inside each of them made filtered searches 10x slower under load (measured for issue 4)."""
-    import faiss
+    """One BLAS/OpenMP thread per request thread: requests already run side by side, and a library spawning a
+    thread per core inside each of them made filtered searches 10x slower under load (measured for issue 4).
+
+    OpenMP's thread count is per thread, so it must come from the environment before FAISS loads: setting it
+    in the main thread alone left every request thread with a spinning OpenMP team (benchmarks/serve_load.py).
+    """
+    import os
+    import sys
+
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, "1")
+    if "faiss" in sys.modules:  # too late for the environment: at least this thread
+        sys.modules["faiss"].omp_set_num_threads(1)
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(1)
-    faiss.omp_set_num_threads(1)
 
 
 def serve(engine: Engine, options: ServeOptions, *, host: str, port: int, log_level: str = "info") -> None:
