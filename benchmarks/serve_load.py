@@ -162,7 +162,8 @@ def main() -> int:
         server.wait(timeout=30)
     direct = in_process(args.home, ids, uploads, 200)
     emit({"benchmark": "serve_load", "catalogue": {"dataset": "grocery", "items": total},
-          "seconds_per_run": args.seconds, "inference_threads": args.inference_threads, "http": results, "in_process_engine": direct,
+          "seconds_per_run": args.seconds, "inference_threads": args.inference_threads, "http": results,
+          "in_process_engine": direct,
           **environment({"server": "uvicorn, one process, FastAPI thread pool"})}, args.json)
     return 0
 

@@ -9,7 +9,6 @@ sidecar `<model>.labels.txt`, else `coco-labels.txt` beside the model (one name 
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import numpy as np
 from PIL import Image
 
 from viscover.detect.nms import nms
+from viscover.embed.onnx_model import open_session
 from viscover.errors import BadRequestError, ModelError
 from viscover.imaging import CropBox
 
@@ -44,17 +44,7 @@ class Detector:
     """An ONNX Runtime session over a detection model, with its labels; `detect` is safe to call from threads."""
 
     def __init__(self, path: Path, labels: list[str], *, threads: int = 0):
-        import onnxruntime as ort
-
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads if threads > 0 else (os.cpu_count() or 1)
-        opts.inter_op_num_threads = 1
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        try:
-            self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-        except Exception as e:
-            raise ModelError(f"{path}: ONNX Runtime cannot load this model ({e}); give an ONNX object detector "
-                             "such as centernet-coco.onnx") from None
+        self.session = open_session(path, threads, hint="; give an ONNX object detector such as centernet-coco.onnx")
         self.path, self.name, self.labels = Path(path), Path(path).stem, labels
         self.input_name, self.output_name, self.size = _signature(self.session, self.path)
 

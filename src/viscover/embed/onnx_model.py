@@ -30,16 +30,7 @@ class OnnxEmbedder:
 
     def __init__(self, path: Path, *, name: str, key: str, spec: InputSpec | None = None, threads: int = 0,
                  centered: bool = False):
-        import onnxruntime as ort
-
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads if threads > 0 else (os.cpu_count() or 1)
-        opts.inter_op_num_threads = 1
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        try:
-            self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-        except Exception as e:
-            raise ModelError(f"{path}: ONNX Runtime cannot load this model ({e})") from None
+        self.session = open_session(path, threads)
         inp = self.session.get_inputs()[0]
         self.input_name = inp.name
         self.output_name = self.session.get_outputs()[0].name
@@ -55,6 +46,20 @@ class OnnxEmbedder:
     def embed(self, pixels: np.ndarray) -> np.ndarray:
         out = self.session.run([self.output_name], {self.input_name: self.spec.to_tensor(pixels)})[0]
         return pool_output(np.asarray(out, dtype=np.float32))
+
+
+def open_session(path: Path, threads: int = 0, hint: str = ""):
+    """An ONNX Runtime CPU session with `threads` intra-op threads (0: one per core); ModelError if it won't load."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads if threads > 0 else (os.cpu_count() or 1)
+    opts.inter_op_num_threads = 1
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    try:
+        return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    except Exception as e:
+        raise ModelError(f"{path}: ONNX Runtime cannot load this model ({e}){hint}") from None
 
 
 def pool_output(out: np.ndarray) -> np.ndarray:
