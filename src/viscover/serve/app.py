@@ -45,6 +45,7 @@ class ServeOptions:
     max_body_bytes: int = 512 * 1024 * 1024
     request_timeout: float = 60.0
     cors_origins: tuple[str, ...] = ()
+    request_threads: int = 0  # requests handled at once (FastAPI's thread pool); 0: its default of 40
 
 
 def error(status: int, code: str, detail: str) -> JSONResponse:
@@ -57,6 +58,10 @@ def create_app(engine: Engine, options: ServeOptions) -> FastAPI:
         raise ConfigError("the server needs an API key for writes (or no_auth for local use)")
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
+        if options.request_threads > 0:  # CPU-bound requests: many more threads than cores only contend
+            import anyio.to_thread
+
+            anyio.to_thread.current_default_thread_limiter().total_tokens = options.request_threads
         yield
         app.state.jobs.close()  # the job thread ends after the job it is running
 
