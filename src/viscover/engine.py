@@ -450,7 +450,8 @@ class Engine:
         """Add impressions (query item, shown item, position, clicked, saved) from a CSV/JSONL/Parquet log."""
         from viscover.catalog.engagement import ingest_engagement
 
-        return ingest_engagement(self.store, Path(log).expanduser())
+        with self._write_lock.held():
+            return ingest_engagement(self.store, Path(log).expanduser())
 
     def train_ranker(self, *, from_boards: bool = False, queries: int = 1000, seed: int = 0,
                      model: str | None = None, force: bool = False) -> dict:
@@ -480,7 +481,8 @@ class Engine:
         better = learned is None or heuristic is None or learned >= heuristic
         out["saved"] = bool(better or force)
         if out["saved"]:
-            ranker.save(folder)
+            with self._write_lock.held():  # training above needs no lock: only the save is a write
+                ranker.save(folder)
             self._related = None  # the next query loads the new ranker
         else:
             out["not_saved_because"] = (f"held-out {metric} {learned:.4f} is below the heuristic's {heuristic:.4f}; "
