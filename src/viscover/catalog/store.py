@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 import numpy as np
-from sqlalchemy import and_, create_engine, delete, event, func, insert, select, update
+from sqlalchemy import and_, bindparam, create_engine, delete, event, func, insert, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import ArgumentError, OperationalError
 
@@ -53,6 +53,21 @@ class Filters:
                 raise BadRequestError(f"label filter {spec!r}: expected TASK=LABEL, e.g. category=Shoes")
             pairs.append((task, value))
         return cls(labels=tuple(pairs), domain=domain or None, board=board or None)
+
+
+# Statements read on every search, built once: building a SQLAlchemy statement per call cost more CPU than
+# running it (benchmarks/serve_load.py; "ids" expand to IN (...) lists at execution).
+_ID_OF_KEY = select(t.items.c.id).where(t.items.c.key == bindparam("key"))
+_ITEMS_BY_ID = (select(t.items.c.id, t.items.c.key, t.items.c.image_id, t.items.c.source, t.images.c.sha256,
+                       t.images.c.uri, t.images.c.width, t.images.c.height, *(t.items.c[f] for f in ITEM_FIELDS))
+                .join(t.images, t.images.c.id == t.items.c.image_id)
+                .where(t.items.c.id.in_(bindparam("ids", expanding=True))))
+_LABELS_OF = (select(t.labels.c.item_id, t.labels.c.task, t.labels.c.label)
+              .where(t.labels.c.item_id.in_(bindparam("ids", expanding=True))))
+_BOARDS_OF = (select(t.board_items.c.item_id, t.boards.c.name)
+              .join(t.boards, t.boards.c.id == t.board_items.c.board_id)
+              .where(t.board_items.c.item_id.in_(bindparam("ids", expanding=True))).order_by(t.boards.c.name))
+_ITEMS_WITH_IMAGES = select(t.items.c.id).where(t.items.c.image_id.in_(bindparam("ids", expanding=True)))
 
 
 def _chunks(values: Sequence, size: int = _CHUNK) -> Iterable[Sequence]:
@@ -183,8 +198,7 @@ class CatalogStore:
     def _labels_of(conn: Connection, item_ids: list[int]) -> dict[int, dict[str, str]]:
         out: dict[int, dict[str, str]] = defaultdict(dict)
         for part in _chunks(item_ids):
-            for item_id, task, label in conn.execute(
-                    select(t.labels.c.item_id, t.labels.c.task, t.labels.c.label).where(t.labels.c.item_id.in_(part))):
+            for item_id, task, label in conn.execute(_LABELS_OF, {"ids": list(part)}):
                 out[item_id][task] = label
         return out
 
@@ -192,10 +206,7 @@ class CatalogStore:
     def _boards_of(conn: Connection, item_ids: list[int]) -> dict[int, list[str]]:
         out: dict[int, list[str]] = defaultdict(list)
         for part in _chunks(item_ids):
-            q = (select(t.board_items.c.item_id, t.boards.c.name)
-                 .join(t.boards, t.boards.c.id == t.board_items.c.board_id)
-                 .where(t.board_items.c.item_id.in_(part)).order_by(t.boards.c.name))
-            for item_id, name in conn.execute(q):
+            for item_id, name in conn.execute(_BOARDS_OF, {"ids": list(part)}):
                 out[item_id].append(name)
         return out
 
@@ -242,28 +253,27 @@ class CatalogStore:
     def item(self, key: str) -> Item:
         """One item by its key; NotFoundError names the key when it is unknown."""
         with self.engine.connect() as conn:
-            row = conn.execute(select(t.items.c.id).where(t.items.c.key == key)).first()
-        if row is None:
+            row = conn.execute(_ID_OF_KEY, {"key": key}).first()
+            found = self._items_by_ids(conn, [row[0]]) if row is not None else {}
+        if not found:
             raise NotFoundError(f"unknown item id {key!r}; list items with `viscover info` or check the manifest")
-        return self.items_by_ids([row[0]])[row[0]]
+        return next(iter(found.values()))
 
     def items_by_ids(self, ids: Sequence[int]) -> dict[int, Item]:
         """Items by internal row id (as stored in the index), with labels and boards."""
-        ids = [int(i) for i in ids]
-        out: dict[int, Item] = {}
-        cols = [t.items.c.id, t.items.c.key, t.items.c.image_id, t.items.c.source, t.images.c.sha256,
-                t.images.c.uri, t.images.c.width, t.images.c.height] + [t.items.c[f] for f in ITEM_FIELDS]
         with self.engine.connect() as conn:
-            labels = self._labels_of(conn, ids)
-            boards = self._boards_of(conn, ids)
-            for part in _chunks(ids):
-                q = select(*cols).join(t.images, t.images.c.id == t.items.c.image_id).where(t.items.c.id.in_(part))
-                for r in conn.execute(q).mappings():
-                    out[r["id"]] = Item(id=r["id"], key=r["key"], image_id=r["image_id"], sha256=r["sha256"],
-                                        uri=r["uri"], source=r["source"], width=r["width"], height=r["height"],
-                                        title=r["title"], description=r["description"], domain=r["domain"],
-                                        split=r["split"], labels=labels.get(r["id"], {}),
-                                        boards=boards.get(r["id"], []))
+            return self._items_by_ids(conn, [int(i) for i in ids])
+
+    def _items_by_ids(self, conn: Connection, ids: list[int]) -> dict[int, Item]:
+        out: dict[int, Item] = {}
+        labels = self._labels_of(conn, ids)
+        boards = self._boards_of(conn, ids)
+        for part in _chunks(ids):
+            for r in conn.execute(_ITEMS_BY_ID, {"ids": list(part)}).mappings():
+                out[r["id"]] = Item(id=r["id"], key=r["key"], image_id=r["image_id"], sha256=r["sha256"],
+                                    uri=r["uri"], source=r["source"], width=r["width"], height=r["height"],
+                                    title=r["title"], description=r["description"], domain=r["domain"],
+                                    split=r["split"], labels=labels.get(r["id"], {}), boards=boards.get(r["id"], []))
         return out
 
     def image_of_item_sha(self, sha256: str) -> tuple[str, str] | None:
@@ -332,7 +342,7 @@ class CatalogStore:
         out: list[int] = []
         with self.engine.connect() as conn:
             for part in _chunks(ids):
-                out += [r[0] for r in conn.execute(select(t.items.c.id).where(t.items.c.image_id.in_(part)))]
+                out += [r[0] for r in conn.execute(_ITEMS_WITH_IMAGES, {"ids": list(part)})]
         return np.array(sorted(out), dtype=np.int64)
 
     def board_memberships(self) -> tuple[np.ndarray, np.ndarray]:
