@@ -306,6 +306,8 @@ def test_item_page_shows_related_items_and_boards(page, api):
 
     page.click(f".item-boards a:text-is('{board['name']}')")
     page.wait_for_url(f"**/#/board/{board['name']}")
+    # the item page's own result grids match `.grid .tile` too: wait for the board page to be drawn first
+    page.wait_for_selector(f"h1:text-is('Board: {board['name']}')")
     page.wait_for_selector(".grid .tile")
     page.wait_for_load_state("networkidle")
     assert set(tile_ids(page)) == mates
