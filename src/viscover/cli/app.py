@@ -426,7 +426,7 @@ def serve(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     api_key: Annotated[Optional[str], typer.Option(help="Key that write requests must send in X-API-Key "
                                                    "(default: the api_key setting, else a new random key, "
-                                                   "printed).", envvar="VISCOVER_API_KEY")] = None,
+                                                   "printed).")] = None,
     no_auth: Annotated[bool, typer.Option("--no-auth", help="Accept writes without a key (local use "
                                           "only).")] = False,
     detector: Annotated[Optional[str], typer.Option(help="Object detector ONNX file for shop-the-look "

@@ -53,7 +53,8 @@ def ready(engine: EngineDep, request: Request):
 def info(engine: EngineDep, request: Request) -> dict:
     """Catalogue counts, models and indexes, and which optional features this server has."""
     data = engine.info()
-    data.pop("home", None), data.pop("database", None)  # server paths and URLs are not for clients
+    for private in ("home", "database"):  # server paths and URLs are not for clients
+        data.pop(private, None)
     data["bad_image_examples"] = len(data.get("bad_image_examples", []))
     try:
         indexed = len(engine.vector_index())
@@ -97,6 +98,11 @@ def get_board(name: str, engine: EngineDep, offset: Offset = 0, limit: Limit = 5
     return {"name": name, "items": [item_out(i) for i in items], **page(total, offset, len(items))}
 
 
+def _ms(start: float) -> float:
+    """Milliseconds since `start` (a perf_counter reading), for `took_ms`."""
+    return round((time.perf_counter() - start) * 1000, 2)
+
+
 def _crop(text: str | None) -> CropBox | None:
     return parse_crop(text) if text else None
 
@@ -106,7 +112,7 @@ def _hit(h) -> dict:
 
 
 def _hits(hits, query: dict, start: float) -> dict:
-    return {"query": query, "took_ms": round((time.perf_counter() - start) * 1000, 2),
+    return {"query": query, "took_ms": _ms(start),
             "results": [_hit(h) for h in hits]}
 
 
@@ -172,12 +178,12 @@ def related(engine: EngineDep,
     results = [{**item_out(h.item), "score": float(h.score), "explanation": h.explanation if explain else None}
                for h in hits]
     return {"query": {"items": item, "k": k, "domain": domain}, "results": results,
-            "took_ms": round((time.perf_counter() - start) * 1000, 2)}
+            "took_ms": _ms(start)}
 
 
 def _detected(result, start: float) -> dict:
     return {"width": result.width, "height": result.height, "objects": [o.to_dict() for o in result.objects],
-            "took_ms": round((time.perf_counter() - start) * 1000, 2)}
+            "took_ms": _ms(start)}
 
 
 @router.get("/detect", response_model=s.DetectOut, responses=s.ERRORS, tags=["search"])
@@ -199,7 +205,7 @@ def detect_upload(engine: EngineDep, file: Annotated[UploadFile, File(descriptio
 def _looks(scene, start: float) -> dict:
     looks = [{**o.to_dict(), "results": [_hit(h) for h in hits]} for o, hits in zip(scene.objects, scene.hits)]
     return {"width": scene.width, "height": scene.height, "objects": looks,
-            "took_ms": round((time.perf_counter() - start) * 1000, 2)}
+            "took_ms": _ms(start)}
 
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import uuid
 from pathlib import Path
 from typing import Annotated
 
@@ -21,7 +22,9 @@ router = APIRouter(prefix="/api", tags=["writes"])
 MANIFEST_TYPES = (".csv", ".tsv", ".jsonl", ".parquet")
 
 
-def _accepted(request: Request, job: Job) -> JSONResponse:
+def _submit(request: Request, kind: str, work) -> JSONResponse:
+    """Queue a job and answer 202 with it and where to follow it."""
+    job = request.app.state.jobs.submit(kind, work)
     return JSONResponse({"job": job.to_dict(), "status_url": f"/api/jobs/{job.id}"}, status_code=202)
 
 
@@ -40,8 +43,6 @@ def _ingest_job(engine: Engine, manifest: Path):
 
 
 def _upload_dir(engine: Engine, job_hint: str) -> Path:
-    import uuid
-
     folder = engine.home.root / "uploads" / f"{job_hint}-{uuid.uuid4().hex[:12]}"
     folder.mkdir(parents=True)
     return folder
@@ -54,7 +55,7 @@ def add_items(body: s.IngestIn, engine: EngineDep, request: Request):
     folder = _upload_dir(engine, "json")
     manifest = folder / "items.jsonl"
     manifest.write_text("".join(json.dumps(row) + "\n" for row in body.items))
-    return _accepted(request, request.app.state.jobs.submit("ingest", _ingest_job(engine, manifest)))
+    return _submit(request, "ingest", _ingest_job(engine, manifest))
 
 
 @router.post("/items/manifest", status_code=202, response_model=s.JobAccepted, responses=s.WRITE_ERRORS,
@@ -78,7 +79,7 @@ def upload_manifest(engine: EngineDep, request: Request,
                 raise TooLargeError(f"uploaded manifest {file.filename!r} is over the limit of {limit:,} bytes "
                                     "(max_manifest_bytes)")
             out.write(chunk)
-    return _accepted(request, request.app.state.jobs.submit("ingest", _ingest_job(engine, manifest)))
+    return _submit(request, "ingest", _ingest_job(engine, manifest))
 
 
 def _remove_job(engine: Engine, keys: list[str]):
@@ -96,7 +97,7 @@ def _remove_job(engine: Engine, keys: list[str]):
 def delete_items(body: s.DeleteIn, engine: EngineDep, request: Request):
     """Delete items by id, from the catalogue and every index (no rebuild); unknown ids are listed in the result."""
     keys = list(dict.fromkeys(body.ids))
-    return _accepted(request, request.app.state.jobs.submit("delete", _remove_job(engine, keys)))
+    return _submit(request, "delete", _remove_job(engine, keys))
 
 
 @router.delete("/items/{item_id:path}", status_code=202, response_model=s.JobAccepted, responses=s.WRITE_ERRORS,
@@ -104,7 +105,7 @@ def delete_items(body: s.DeleteIn, engine: EngineDep, request: Request):
 def delete_item(item_id: str, engine: EngineDep, request: Request):
     """Delete one item (404 if unknown)."""
     engine.store.item(item_id)  # NotFoundError for an unknown id, before queueing anything
-    return _accepted(request, request.app.state.jobs.submit("delete", _remove_job(engine, [item_id])))
+    return _submit(request, "delete", _remove_job(engine, [item_id]))
 
 
 @router.get("/jobs", response_model=s.JobList, responses=s.WRITE_ERRORS, dependencies=[WriteAccess])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -23,13 +24,13 @@ from viscover.index import IndexCorruptError
 from viscover.serve import api_read, api_write, media
 from viscover.serve.deps import AuthError, TooLargeError
 from viscover.serve.jobs import JobQueue
-from viscover.serve.metrics import Metrics, clock
+from viscover.serve.metrics import Metrics
 
 log = logging.getLogger("viscover.serve")
 STATIC = Path(str(resources.files("viscover.serve") / "static"))
 
 # (status, error code) of each error a request can cause; anything else is a bug (500, logged with its trace)
-STATUS = [(AuthError, 401, "unauthorized"), (TooLargeError, 413, "too_large"), (NotFoundError, 404, "not_found"),
+STATUS = [(TooLargeError, 413, "too_large"), (NotFoundError, 404, "not_found"),
           (BadImageError, 422, "bad_image"), (BadManifestError, 400, "bad_request"),
           (BadRequestError, 400, "bad_request"), (UnavailableError, 503, "unavailable"),
           (IndexCorruptError, 503, "unavailable"), (ModelError, 503, "unavailable"),
@@ -99,12 +100,10 @@ def create_app(engine: Engine, options: ServeOptions) -> FastAPI:
 def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ViscoverError)
     async def user_error(request: Request, exc: ViscoverError):
-        for kind, status, code in STATUS:
-            if isinstance(exc, kind):
-                if isinstance(exc, AuthError):
-                    status, code = exc.status, "unauthorized" if exc.status == 401 else "forbidden"
-                return error(status, code, str(exc))
-        return error(400, "bad_request", str(exc))  # pragma: no cover (ViscoverError is last in STATUS)
+        if isinstance(exc, AuthError):
+            return error(exc.status, "unauthorized" if exc.status == 401 else "forbidden", str(exc))
+        status, code = next((s, c) for kind, s, c in STATUS if isinstance(exc, kind))  # ViscoverError comes last
+        return error(status, code, str(exc))
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError):
@@ -136,7 +135,7 @@ def _plain(errors: list[dict]) -> list[dict]:
 def _add_middleware(app: FastAPI, options: ServeOptions, metrics: Metrics) -> None:
     @app.middleware("http")
     async def limits_and_metrics(request: Request, call_next):
-        start = clock()
+        start = time.perf_counter()
         length = request.headers.get("content-length")
         if length is not None and (not length.isdigit() or int(length) > options.max_body_bytes):
             response = error(413, "too_large", f"request body over the limit of {options.max_body_bytes:,} bytes")
@@ -146,7 +145,7 @@ def _add_middleware(app: FastAPI, options: ServeOptions, metrics: Metrics) -> No
             except asyncio.TimeoutError:
                 response = error(503, "timeout", f"the request took longer than {options.request_timeout:g} s; "
                                                  "try a smaller k or image, or retry later")
-        metrics.observe(request, response.status_code, clock() - start)
+        metrics.observe(request, response.status_code, time.perf_counter() - start)
         return response
 
     app.add_middleware(BodyLimit, limit=options.max_body_bytes)

@@ -86,15 +86,6 @@ class JobQueue:
         with self._lock:
             return sum(j.finished is None for j in self._jobs.values())
 
-    def wait_idle(self, timeout: float = 600.0) -> bool:
-        """Block until no job is queued or running (tests, shutdown); False on timeout."""
-        end = time.monotonic() + timeout
-        while self.pending():
-            if time.monotonic() > end:
-                return False
-            time.sleep(0.05)
-        return True
-
     def close(self) -> None:
         self._queue.put(None)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -37,7 +36,3 @@ class Metrics:
         except Exception:  # sizes are best effort: metrics must answer even with a broken index
             pass
         return Response(generate_latest(self.registry), media_type="text/plain; version=0.0.4; charset=utf-8")
-
-
-def clock() -> float:
-    return time.perf_counter()
