@@ -74,19 +74,62 @@ def test_codec_bits_are_signs_of_centred_vectors():
     assert np.allclose(np.linalg.norm(codec.floats(raw), axis=1), 1)
 
 
+def brute_binary(index: VectorIndex, raw_db: np.ndarray, ids: np.ndarray, query: np.ndarray, k: int) -> np.ndarray:
+    """Binary search by hand: the k x binary_rerank nearest codes by Hamming distance, re-ranked by cosine."""
+    codes, q = np.unpackbits(index.codec.bits(raw_db), axis=1), np.unpackbits(index.codec.bits(query), axis=1)
+    short = np.argsort((codes != q).sum(axis=1), kind="stable")[: k * index.settings.binary_rerank]
+    sims = index.codec.floats(raw_db[short]) @ index.codec.floats(query)[0]
+    return ids[short[np.argsort(-sims, kind="stable")[:k]]]
+
+
+def overlap(a: np.ndarray, b: np.ndarray) -> float:
+    return len(set(a.tolist()) & set(b.tolist())) / max(1, len(b))
+
+
 @pytest.mark.parametrize("hnsw", [False, True])
-def test_filters_and_exclusions(hnsw):
-    index, raw, ids = build(n=800, hnsw=hnsw)
-    q = clustered(1, seed=5)
-    allowed = ids[::7]
-    for binary in (False, True):
-        hits = search(index, q[0], 10, allowed=allowed, binary=binary)
+@pytest.mark.parametrize("path", ["subset", "selector"])
+def test_filters_and_exclusions(hnsw, path):
+    """Small filters score the allowed subset exactly; larger ones (forced here by filter_exact_max=0) go through
+    a FAISS ID selector inside the index search, exact or HNSW."""
+    limit = {"subset": 10**9, "selector": 0}[path]
+    index, raw, ids = build(n=800, hnsw=hnsw, filter_exact_max=limit)
+    sub = np.arange(0, 800, 7)
+    allowed = ids[sub]
+    for q in clustered(5, seed=5):
+        expected = brute(index, raw[sub], allowed, q[None], 10)
+        hits = search(index, q, 10, allowed=allowed)
         assert set(hits.ids) <= set(allowed) and len(hits.ids) == 10
-        if not binary:  # small filtered subsets are searched exactly
-            assert np.array_equal(hits.ids, brute(index, raw[::7], allowed, q, 10))
-    top = search(index, q[0], 3).ids
-    again = search(index, q[0], 3, excluded=top[:1]).ids
+        if hnsw and path == "selector":  # a filtered graph walk: approximate
+            assert overlap(hits.ids, expected) >= 0.9
+        else:
+            assert np.array_equal(hits.ids, expected)
+        bits = search(index, q, 10, allowed=allowed, binary=True)
+        assert set(bits.ids) <= set(allowed) and len(bits.ids) == 10
+        assert overlap(bits.ids, brute_binary(index, raw[sub], allowed, q[None], 10)) >= 0.9
+        # a filter and an exclusion together
+        kept = search(index, q, 10, allowed=allowed, excluded=expected[:2])
+        assert set(kept.ids) <= set(allowed) - set(expected[:2].tolist())
+        assert kept.ids[0] == expected[2]
+    top = search(index, clustered(1, seed=5)[0], 3).ids
+    again = search(index, clustered(1, seed=5)[0], 3, excluded=top[:1]).ids
     assert top[0] not in again and again[0] == top[1]
+
+
+def test_binary_hnsw_against_exact_binary_search():
+    """Above binary_hnsw_threshold (2M by default; 0 here) the codes live in a binary HNSW graph: its results match
+    exact Hamming search with float re-ranking, and removed items are tombstoned, never returned."""
+    index, raw, ids = build(n=2000, binary_hnsw_threshold=0)
+    assert index.describe()["binary"] == "hnsw" and index.describe()["float"] == "exact"
+    queries = clustered(30, seed=8)
+    recall = np.mean([overlap(search(index, q, 10, binary=True).ids, brute_binary(index, raw, ids, q[None], 10))
+                      for q in queries])
+    assert recall >= 0.95
+    gone = brute_binary(index, raw, ids, queries[:1], 5)
+    index.remove(gone)
+    assert np.array_equal(np.sort(index.tombstones), np.sort(gone)) and len(index) == 2000 - 5
+    after = search(index, queries[0], 10, binary=True).ids
+    assert len(after) == 10 and not set(after.tolist()) & set(gone.tolist())
+    assert index.needs_rebuild(removing=0) is False and index.blocks_add(gone[:1])
 
 
 @pytest.mark.parametrize("hnsw", [False, True])

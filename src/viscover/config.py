@@ -54,6 +54,8 @@ class Settings:
     binary_hnsw_threshold: int = _s(2_000_000, "Codes above which the binary index uses HNSW instead of exact Hamming.")
     binary_rerank: int = _s(20, "Binary search fetches k times this many by Hamming, then re-ranks them by float.")
     compact_ratio: float = _s(0.2, "Rebuild an HNSW index when this fraction of it is deleted (tombstoned).")
+    filter_exact_max: int = _s(20_000, "Filtered searches over at most this many items score just those items "
+                                       "exactly; larger filters pass a FAISS ID selector to the index search.")
     dedup_threshold: float = _s(0.05, "Collapse results whose cosine distance to a better result is below this "
                                 "(calibrated by benchmarks/dedup_calibration.py).")
     default_k: int = _s(10, "Results returned by search when k is not given.")

@@ -22,7 +22,6 @@ from viscover.index.codec import Codec
 
 FORMAT = "viscover-index/1"
 MANIFEST = "manifest.json"
-_EXACT_SUBSET = 20_000  # filtered searches over at most this many items are done exactly on just those items
 
 
 class IndexCorruptError(ViscoverError):
@@ -164,7 +163,7 @@ class VectorIndex:
             allowed = allowed[self.contains(allowed)] if len(allowed) else allowed
             if excluded is not None and len(excluded):
                 allowed = np.setdiff1d(allowed, excluded)
-            if len(allowed) <= _EXACT_SUBSET:
+            if len(allowed) <= self.settings.filter_exact_max:
                 return self._search_subset(floats, bits, k, allowed, binary)
         gone = 0 if excluded is None else int(self.contains(np.asarray(excluded, np.int64)).sum())
         k = max(0, min(k, len(self) - gone))
