@@ -52,16 +52,25 @@ def test_ingest_index_search_info(tmp_path, grocery_manifest):
 
 
 def test_eval_command_writes_the_specified_json(tmp_path, grocery_manifest):
+    """The command's JSON is the Python API's report (itself checked against brute force in test_eval.py), for
+    the options given; the table shows the same figures."""
+    from viscover import Settings
+    from viscover.eval.retrieval import evaluate_manifest
+
     out = tmp_path / "eval.json"
-    result = run("eval", grocery_manifest, "--task", "product", "--query-domain", "photo", "--gallery-domain",
-                 "catalog", "--json", out, "--workers", "1")
+    result = run("eval", grocery_manifest, "--task", "category", "--query-split", "val", "--gallery-domain", "photo",
+                 "--json", out, "--workers", "1")
     data = json.loads(out.read_text())
     assert {"task", "queries", "gallery", "float", "binary"} <= set(data)
-    assert (data["task"], data["queries"], data["gallery"]) == ("product", 30, 5)
+    assert (data["task"], data["queries"], data["gallery"]) == ("category", 10, 30)
     for side in ("float", "binary"):
         assert set(data[side]) == {"recall@1", "recall@5", "recall@10", "map@r"}
-        assert data[side]["recall@5"] == 1.0  # 5 products in the gallery: any top-5 contains the right one
+    api = evaluate_manifest(grocery_manifest, "category", query_split="val", gallery_domain="photo",
+                            settings=Settings(workers=1)).to_dict()
+    assert {k: data[k] for k in ("float", "binary", "queries", "gallery")} == \
+        {k: api[k] for k in ("float", "binary", "queries", "gallery")}
     assert "R@1" in result.stdout and "binary" in result.stdout
+    assert f"{data['float']['recall@1']:.3f}" in result.stdout
 
 
 @pytest.mark.parametrize("args,message", [

@@ -112,3 +112,38 @@ def test_sqlite_store_survives_kill_inside_a_transaction(tmp_path):
     assert result["reached_transaction"]
     assert result["wal_bytes_at_kill"] > 1_000_000  # the uncommitted rows really were written to the WAL
     assert result == {**result, "integrity": "ok", "committed_rows": 1, "uncommitted_rows": 0}
+
+
+def test_one_writer_per_home_across_processes(tmp_path, indexed_home):
+    """While one process holds the home's write lock, another process's write waits for it (and then runs):
+    two writers never update one index at once. Reads do not wait."""
+    from viscover import Engine, Settings
+    from viscover.catalog.store import Filters
+    from viscover.fsutil import HomeLock
+
+    home = tmp_path / "home"
+    shutil.copytree(indexed_home, home)
+    with Engine(home, Settings(workers=1)) as engine:
+        key = engine.store.items_by_ids(engine.store.filter_item_ids(Filters())[:1].tolist()).popitem()[1].key
+    script = ("import sys; from viscover import Engine, Settings\n"
+              "engine = Engine(sys.argv[1], Settings(workers=1))\n"
+              "print('ready', flush=True)\n"
+              "print('unknown', engine.remove([sys.argv[2]]), flush=True)\n")
+    with HomeLock(home / ".write.lock").held():
+        writer = subprocess.Popen([sys.executable, "-c", script, str(home), key], stdout=subprocess.PIPE, text=True)
+        try:
+            assert writer.stdout.readline().strip() == "ready"
+            deadline = time.monotonic() + 3.0  # ample for an unblocked remove (milliseconds), never asserted as speed
+            while time.monotonic() < deadline and writer.poll() is None:
+                time.sleep(0.05)
+            assert writer.poll() is None, "the second writer did not wait for the lock"
+            with Engine(home, Settings(workers=1)) as reader:  # reads take no lock
+                assert reader.store.item(key).key == key
+                assert reader.search_item(key, k=1)
+        except BaseException:
+            writer.kill()
+            raise
+    assert writer.wait(timeout=120) == 0
+    assert writer.stdout.read().strip() == "unknown []"
+    with Engine(home, Settings(workers=1)) as engine:
+        assert engine.info()["items"] == 58

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from conftest import SHARED, needs_data, write_csv
+from conftest import SHARED, clothing_subset, needs_data, write_csv
 from viscover import Engine, Settings
 from viscover.cli.app import app
 from viscover.errors import BadRequestError, NotFoundError
@@ -57,16 +57,25 @@ def test_related_errors(engine):
 def test_exact_copies_are_not_related_results_and_graph_follows_the_catalogue(tmp_path, clothing_manifest):
     import csv
 
+    from PIL import Image
+
     rows = list(csv.DictReader(open(clothing_manifest)))[:12]
-    copy = tmp_path / "copy.jpg"
+    copy, near = tmp_path / "copy.jpg", tmp_path / "near.jpg"
     shutil.copy(rows[0]["path"], copy)
+    Image.open(rows[0]["path"]).save(near, "JPEG", quality=90)  # the same picture, other bytes
     rows.append({**rows[0], "id": "copy-of-first", "path": str(copy)})
+    rows.append({**rows[0], "id": "near-copy-of-first", "path": str(near)})
     with Engine(tmp_path / "home", Settings(workers=1)) as engine:
         engine.ingest(write_csv(rows, tmp_path / "m.csv"), image_roots=[SHARED])
         engine.index()
         graph = engine.item_graph()
-        assert graph.n_left == 13 and graph.n_edges == 13
-        assert "copy-of-first" not in [h.item.key for h in engine.related([rows[0]["id"]], k=12)]
+        assert graph.n_left == 14 and graph.n_edges == 14
+        for score_by in ("blend", "pixie", "visual"):
+            keys = [h.item.key for h in engine.related([rows[0]["id"]], k=13, score_by=score_by)]
+            # the copies share the query's board and look identical: only the duplicate rule keeps them out
+            assert not {"copy-of-first", "near-copy-of-first"} & set(keys), score_by
+            assert rows[1]["id"] in keys, score_by
+        assert rows[0]["id"] not in [h.item.key for h in engine.related(["near-copy-of-first"], k=13)]
         extra = list(csv.DictReader(open(clothing_manifest)))[12:14]
         engine.ingest(write_csv([{**r, "boards": "new-board"} for r in extra], tmp_path / "n.csv"),
                       image_roots=[SHARED])
@@ -90,23 +99,60 @@ def test_related_command(indexed_home):
     assert bad.exit_code == 1 and "exactly one query" in bad.output
 
 
-def test_eval_related_command(tmp_path, clothing_manifest):
+def test_eval_related_command(tmp_path):
+    """16 contributors' boards of 4 photos, 30 memberships hidden; the visual baseline is recomputed by hand (on
+    4 boards of 6 it is perfect, MRR 1.0, which would check nothing)."""
+    manifest = write_csv(clothing_subset(n_boards=16, per_board=4), tmp_path / "clothing.csv")
     out = tmp_path / "r.json"
-    result = CliRunner().invoke(app, ["eval-related", str(clothing_manifest), "--queries", "12", "--json", str(out),
+    result = CliRunner().invoke(app, ["eval-related", str(manifest), "--queries", "30", "--json", str(out),
                                       "--workers", "1"])
     assert result.exit_code == 0, result.output
     data = json.loads(out.read_text())
-    assert data["queries"] == 12 and data["boards"] == 4 and data["cold_queries"] == 12
+    assert data["queries"] == 30 and data["boards"] == 16 and data["cold_queries"] == 30
     assert set(data["results"]) == {"blend", "pixie", "cooccurrence", "visual", "learned"}
-    for m in data["results"].values():
-        assert 0 <= m["mrr"] <= m["hit@50"] <= 1 and m["hit@10"] <= m["hit@50"]
+    by_hand = visual_baseline_by_hand(manifest, 30, seed=0)
+    assert data["results"]["visual"] == pytest.approx(by_hand)
+    assert 0.2 < by_hand["mrr"] < 0.9  # neither hopeless nor perfect: a wrong ranking would show
+
+
+def visual_baseline_by_hand(manifest, queries: int, seed: int) -> dict:
+    """eval-related's "visual" figures computed directly: for each sampled item (each has one board here, which
+    is hidden), rank every other item by cosine similarity (ties by row), leave out its near-duplicates, and find
+    the first item of its board."""
+    import csv
+
+    from viscover.embed import load_embedder
+    from viscover.embed.pipeline import ImageJob, embed_images
+    from viscover.graph.holdout import hidden_memberships
+    from viscover.index import Codec
+
+    rows = list(csv.DictReader(open(manifest)))
+    boards = sorted({r["boards"] for r in rows})
+    graph = Bipartite.from_edges("item-board", np.arange(len(rows)),
+                                 np.array([boards.index(r["boards"]) for r in rows]))
+    chosen, _ = hidden_memberships(graph, queries, seed)
+    embedder = load_embedder("efficientnet-lite0")
+    raw = np.zeros((len(rows), embedder.dim), np.float32)
+    for batch in embed_images([ImageJob(i, r["path"]) for i, r in enumerate(rows)], embedder, Settings(workers=1)):
+        raw[batch.ids] = batch.vectors
+    unit = Codec.fit(raw).floats(raw)
+    hits10 = hits50 = rr = 0.0
+    for q in chosen:
+        sims = unit @ unit[q]
+        ranked = [j for j in sorted(range(len(rows)), key=lambda j: (-sims[j], j))
+                  if j != q and sims[j] <= 1.0 - Settings().dedup_threshold]
+        first = next((rank for rank, j in enumerate(ranked[:50]) if rows[j]["boards"] == rows[q]["boards"]), None)
+        hits10 += first is not None and first < 10
+        hits50 += first is not None
+        rr += 0.0 if first is None else 1.0 / (first + 1)
+    return {"hit@10": hits10 / len(chosen), "hit@50": hits50 / len(chosen), "mrr": rr / len(chosen)}
 
 
 def test_related_metrics_by_hand():
     ranked = [np.array([5, 3, 9]), np.array([1, 2]), np.array([7])]
     relevant = [np.array([9]), np.array([4]), np.array([7, 8])]
-    m = related_metrics(ranked, relevant, ks=(1, 3))
-    assert m == pytest.approx({"hit@1": 1 / 3, "hit@3": 2 / 3, "mrr": (1 / 3 + 0 + 1) / 3})
+    m = related_metrics(ranked, relevant, ks=(1, 2, 3))  # first hits at ranks 3, none, 1
+    assert m == pytest.approx({"hit@1": 1 / 3, "hit@2": 1 / 3, "hit@3": 2 / 3, "mrr": (1 / 3 + 0 + 1) / 3})
 
 
 def test_pruning():

@@ -67,11 +67,35 @@ def test_filters(engine):
         engine.search_item(query.key, filters=Filters(labels=(("colour", "red"),)))
 
 
-def test_binary_search_agrees_with_float_on_top_result(engine):
-    item = next(iter(catalogue_rows(engine, domain="photo").values()))
-    float_hits = engine.search_image(item.source, k=5)
-    binary_hits = engine.search_image(item.source, k=5, binary=True)
-    assert binary_hits[0].item.key == float_hits[0].item.key == item.key
+def test_binary_search_shortlists_by_hamming_and_reranks_by_cosine(indexed_home):
+    """Photos that are not in the catalogue, searched by bits: the short list (k x binary_rerank, 2 here so that
+    it does not cover all 59 items) holds the nearest codes by Hamming distance, re-ranked by float cosine."""
+    from viscover.embed.pipeline import ImageJob, embed_batch
+
+    k, rerank = 5, 2
+    with Engine(indexed_home, Settings(workers=1, binary_rerank=rerank)) as engine:
+        index = engine.vector_index()
+        ids = index.item_ids
+        codes = np.unpackbits(index.stored_bits(ids), axis=1)
+        unit = index.stored_floats(ids)
+        agree = 0
+        queries = [sorted((GROCERY / "train/Fruit/Banana").glob("*.jpg"))[-1],
+                   sorted((GROCERY / "train/Packages/Oat-Milk/Oatly-Oat-Milk").glob("*.jpg"))[-1],
+                   sorted((GROCERY / "train/Vegetables/Pepper/Red-Bell-Pepper").glob("*.jpg"))[-1],
+                   sorted((GROCERY / "train/Fruit/Lime").glob("*.jpg"))[-1]]
+        for photo in queries:
+            raw = embed_batch([ImageJob(0, str(photo))], engine.embedder(), engine.settings).vectors
+            hamming = (codes != np.unpackbits(index.codec.bits(raw), axis=1)).sum(axis=1)
+            cosine = unit @ index.codec.floats(raw)[0]
+            hits = engine.search_image(photo, k=k, binary=True, collapse=False)
+            got = np.array([h.item.id for h in hits])
+            pos = np.searchsorted(ids, got)
+            assert len(hits) == k and not engine.store.item_ids_of([str(photo.relative_to(GROCERY))])
+            assert np.all(hamming[pos] <= np.sort(hamming)[k * rerank - 1])  # from the Hamming short list
+            assert np.allclose([h.score for h in hits], cosine[pos], atol=1e-5)  # scored by float cosine
+            assert all(a.score >= b.score for a, b in zip(hits, hits[1:]))
+            agree += hits[0].item.key == engine.search_image(photo, k=1, collapse=False)[0].item.key
+        assert agree >= 3
 
 
 def test_crop_search(engine):

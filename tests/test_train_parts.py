@@ -176,3 +176,42 @@ def test_itq_rotation_keeps_cosines_and_lowers_quantisation_error():
     u = v / np.linalg.norm(v, axis=1, keepdims=True)
     assert np.allclose(u @ u.T, (u @ r) @ (u @ r).T, atol=1e-8)  # every cosine unchanged
     assert quantization_error(v, r) < 0.9 * quantization_error(v)
+
+
+def test_validation_equals_brute_force_and_never_retrieves_the_query():
+    """`validate` on a stream's own validation rows (queries = gallery) and across domains (photo -> catalog),
+    checked against a loop over the definitions with each query left out of its own ranking."""
+    from test_metrics import brute_force
+    from viscover.train.data import Stream, TrainData
+    from viscover.train.loop import validate
+
+    rng = np.random.default_rng(3)
+    n, width, dim = 60, 24, 8
+    domain = np.array(["photo"] * 45 + ["catalog"] * 15)
+    labels = np.concatenate([rng.integers(0, 6, 45), np.arange(15) % 6])
+    is_val = np.zeros(n, bool)
+    is_val[30:45] = True
+    photo_val, catalog = np.arange(30, 45), np.arange(45, 60)
+    streams = [Stream("m.csv", "product", "photo", np.arange(30), photo_val),
+               Stream("m.csv", "product", "catalog", catalog, np.zeros(0, np.int64))]
+    data = TrainData([f"img{i}.jpg" for i in range(n)], list(domain), is_val, {"product": labels},
+                     {"product": [str(c) for c in range(6)]}, streams)
+    features = rng.normal(size=(n, width)).astype(np.float32)
+    torch.manual_seed(0)
+    model = UnifiedModel(width, dim, {"product": 6}, 0.05, 2048)
+    got = validate(model, features, data)
+    assert set(got) == {"m/product/photo", "m/product/photo->catalog"}
+
+    with torch.no_grad():
+        emb = model.head(torch.from_numpy(features)).numpy().astype(np.float64)
+    floats = emb / np.linalg.norm(emb, axis=1, keepdims=True)
+    signs = np.where(emb > 0, 1.0, -1.0)
+    for name, gallery, inside in (("m/product/photo", photo_val, True), ("m/product/photo->catalog", catalog, False)):
+        self_index = np.arange(len(photo_val)) if inside else np.full(len(photo_val), -1)
+        f = brute_force(floats[photo_val] @ floats[gallery].T, labels[photo_val], labels[gallery], self_index, (1,))
+        b = brute_force(signs[photo_val] @ signs[gallery].T, labels[photo_val], labels[gallery], self_index, (1,))
+        assert got[name]["recall@1"] == pytest.approx(f["recall@1"], abs=1e-9), name
+        assert got[name]["map@r"] == pytest.approx(f["map@r"], abs=1e-9), name
+        assert got[name]["binary_recall@1"] == pytest.approx(b["recall@1"], abs=1e-9), name
+        assert got[name]["queries"] == f["evaluated_queries"]
+    assert got["m/product/photo"]["recall@1"] < 1.0  # random features: retrieving itself would make it 1.0
