@@ -11,10 +11,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from conftest import GROCERY, SHARED, grocery_subset, needs_data
+from conftest import DETECTOR, GROCERY, SHARED, grocery_subset, needs_data, needs_detector
 
 pytestmark = needs_data
-DETECTOR = SHARED.parent / "models" / "centernet-coco.onnx"
 KEY = "test-key-123"
 EXTRA = ["Orange", "Kiwi", "Yellow-Onion", "Carrots"]  # products not in the indexed home
 
@@ -233,7 +232,7 @@ def test_related(api):
     _err(api.get("/api/related", params={"item": query, "domain": "moon"}), 404, "not_found", "moon")
 
 
-@pytest.mark.skipif(not DETECTOR.is_file(), reason=f"object detector not found at {DETECTOR}")
+@needs_detector
 def test_detect_objects(api):
     row = _photo("Banana")
     found = _ok(api.get("/api/detect", params={"item": row["id"], "min_score": 0.2}))
@@ -250,7 +249,7 @@ def test_detect_objects(api):
     _err(api.post("/api/detect", files={"file": ("b.jpg", b"GIF89a-broken")}), 422, "bad_image")
 
 
-@pytest.mark.skipif(not DETECTOR.is_file(), reason=f"object detector not found at {DETECTOR}")
+@needs_detector
 def test_shop_the_look(api):
     row = _photo("Banana")
     scene = _ok(api.get("/api/shop", params={"item": row["id"], "k": 3, "domain": "catalog", "min_score": 0.2}))
@@ -301,18 +300,6 @@ def _wait(client, job: dict, timeout: float = 300) -> dict:
             return body
         time.sleep(0.1)
     raise AssertionError(f"job {job['id']} did not finish")
-
-
-def test_writes_need_the_key(writable):
-    client, _ = writable
-    rows = {"items": [{"id": "x", "path": "nowhere.jpg"}]}
-    _err(client.post("/api/items", json=rows), 401, "unauthorized", "X-API-Key")
-    _err(client.post("/api/items", json=rows, headers={"X-API-Key": "wrong"}), 403, "forbidden")
-    _err(client.delete("/api/items/anything"), 401, "unauthorized")
-    _err(client.post("/api/items/delete", json={"ids": ["a"]}), 401, "unauthorized")
-    _err(client.get("/api/jobs"), 401, "unauthorized")
-    ok = client.post("/api/items/delete", json={"ids": ["not-there"]}, headers={"Authorization": f"Bearer {KEY}"})
-    assert ok.status_code == 202
 
 
 def test_add_search_and_delete_items(writable):

@@ -98,15 +98,20 @@ def truncated_in_second_frame(first: Image.Image) -> bytes:
     raise AssertionError("the GIF has one frame")
 
 
-def heic_or_header(photo: Image.Image) -> tuple[bytes, str]:
-    """A real HEIC when pillow-heif can write one (then handled), else a HEIC header (then a clear refusal)."""
-    try:
-        import pillow_heif  # type: ignore  # noqa: F401
+HEIC_REFUSAL = r"unsupported format: HEIC/HEIF image.*pip install pillow-heif"
 
+
+def heic_or_header(photo: Image.Image) -> tuple[bytes, str]:
+    """A real HEIC when Pillow can write one (pillow-heif, registered by viscover.imaging: then handled), else a
+    HEIC header (then a clear refusal). Only Pillow's "no such format" KeyError means there is no encoder: any other
+    error is a broken HEIF encoder, and fails the test instead of passing for an expected refusal."""
+    try:
         return encode(photo, "HEIF"), OK
-    except Exception:
+    except KeyError as e:  # Image.save looks the format up in Image.SAVE
+        if e.args != ("HEIF",):
+            raise
         box = b"ftypheic\x00\x00\x00\x00mif1heic"
-        return struct.pack(">I", len(box) + 4) + box + b"\x00" * 64, r"unsupported format: HEIC.*pillow-heif"
+        return struct.pack(">I", len(box) + 4) + box + b"\x00" * 64, HEIC_REFUSAL
 
 
 @dataclass(frozen=True)
@@ -274,12 +279,21 @@ def test_wide_range_greyscale_is_stretched_not_clipped(values):
     assert np.all(grey[~finite] == 0)  # NaN and infinities become black
 
 
-def test_heic_without_a_decoder_names_the_format_and_the_fix():
-    data, expect = heic_or_header(Image.new("RGB", (8, 8)))
-    if expect == OK:
-        pytest.skip("pillow-heif is installed: HEIC images are decoded (covered by the folder test)")
-    with pytest.raises(BadImageError, match="x.heic: unsupported format: HEIC/HEIF image.*pip install pillow-heif"):
-        probe_image(data, max_pixels=PIXEL_LIMIT, name="x.heic")
+@pytest.fixture()
+def without_a_heif_decoder(monkeypatch):
+    """Pillow as it is without pillow-heif: no opener for HEIF files (the encoder, if any, stays, to make one)."""
+    Image.init()
+    monkeypatch.setattr(Image, "ID", [f for f in Image.ID if f != "HEIF"])
+    if "HEIF" in Image.OPEN:
+        monkeypatch.delitem(Image.OPEN, "HEIF")
+
+
+def test_heic_without_a_decoder_names_the_format_and_the_fix(without_a_heif_decoder):
+    data, _ = heic_or_header(Image.new("RGB", (8, 8)))  # a real HEIC file when pillow-heif can write one
+    assert data[4:12] == b"ftypheic"
+    for read in (probe_image, decode_image):
+        with pytest.raises(BadImageError, match="x.heic: " + HEIC_REFUSAL):
+            read(data, max_pixels=PIXEL_LIMIT, name="x.heic")
 
 
 @pytest.mark.parametrize("fmt", ["AVIF", "HEIF"])

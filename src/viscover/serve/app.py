@@ -116,7 +116,7 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "bad_request")
+        code = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}.get(exc.status_code, "bad_request")
         detail = exc.detail if exc.status_code != 404 else f"no such endpoint: {request.url.path} (see /docs)"
         return error(exc.status_code, code, str(detail))
 
@@ -133,6 +133,10 @@ def _plain(errors: list[dict]) -> list[dict]:
 
 
 def _add_middleware(app: FastAPI, options: ServeOptions, metrics: Metrics) -> None:
+    # added first, so it runs inside the middleware below: that one's task group would wrap the 413 raised while
+    # the endpoint reads the body in an ExceptionGroup, which FastAPI answers with a 400
+    app.add_middleware(BodyLimit, limit=options.max_body_bytes)
+
     @app.middleware("http")
     async def limits_and_metrics(request: Request, call_next):
         start = time.perf_counter()
@@ -148,7 +152,6 @@ def _add_middleware(app: FastAPI, options: ServeOptions, metrics: Metrics) -> No
         metrics.observe(request, response.status_code, time.perf_counter() - start)
         return response
 
-    app.add_middleware(BodyLimit, limit=options.max_body_bytes)
     if options.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
 
@@ -171,8 +174,8 @@ class BodyLimit:
             nonlocal seen
             message = await receive()
             seen += len(message.get("body", b""))
-            if seen > self.limit:
-                raise TooLargeError(f"request body over the limit of {self.limit:,} bytes")
+            if seen > self.limit:  # an HTTPException: FastAPI would turn any other error while reading into a 400
+                raise StarletteHTTPException(413, f"request body over the limit of {self.limit:,} bytes")
             return message
 
         await self.app(scope, limited, send)

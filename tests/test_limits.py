@@ -1,0 +1,155 @@
+"""Request size limits: an uploaded manifest over max_manifest_bytes, and a request body over max_body_bytes whether
+it announces its size (Content-Length) or streams in without one (chunked). Each is refused with 413 before any
+job is queued, and leaves nothing behind."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import time
+
+import pytest
+
+from conftest import needs_data
+
+pytestmark = needs_data
+KEY = "limits-key"
+MANIFEST_LIMIT = 2000
+BODY_LIMIT = 1000
+CHUNK = 100
+
+
+@pytest.fixture()
+def home(indexed_home, tmp_path):
+    """A copy of the indexed home (these tests upload and queue writes)."""
+    copy = tmp_path / "home"
+    shutil.copytree(indexed_home, copy)
+    return copy
+
+
+def _app(home, *, max_manifest_bytes: int = 512 * 1024 * 1024, max_body_bytes: int = 512 * 1024 * 1024):
+    from viscover import Engine, Settings
+    from viscover.serve import ServeOptions, create_app
+
+    engine = Engine(home, Settings(workers=1, max_manifest_bytes=max_manifest_bytes))
+    return create_app(engine, ServeOptions(api_key=KEY, max_body_bytes=max_body_bytes)), engine
+
+
+def _err(response, status: int, code: str, *words: str) -> None:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["error"] == code, body
+    for word in words:
+        assert word in body["detail"], body["detail"]
+
+
+def _leftovers(home) -> list:
+    uploads = home / "uploads"
+    return sorted(uploads.iterdir()) if uploads.exists() else []
+
+
+def _manifest(size: int) -> bytes:
+    """A CSV manifest of exactly `size` bytes (one row, padded in its title)."""
+    head = b"id,path,title\nlimit-row,nowhere.jpg,"
+    return head + b"t" * (size - len(head) - 1) + b"\n"
+
+
+# ---- max_manifest_bytes -------------------------------------------------------------------------------------
+def test_a_manifest_over_the_limit_is_refused_and_leaves_nothing(home):
+    from fastapi.testclient import TestClient
+
+    app, engine = _app(home, max_manifest_bytes=MANIFEST_LIMIT)
+    auth = {"X-API-Key": KEY}
+    with TestClient(app, raise_server_exceptions=False) as client:
+        for size in (MANIFEST_LIMIT + 1, 3 * MANIFEST_LIMIT):
+            got = client.post("/api/items/manifest", files={"file": ("big.csv", _manifest(size))}, headers=auth)
+            _err(got, 413, "too_large", "big.csv", "2,000 bytes", "max_manifest_bytes")
+        assert app.state.jobs.all() == [] and _leftovers(home) == []  # no job, no half-written upload kept
+
+        accepted = client.post("/api/items/manifest", files={"file": ("ok.csv", _manifest(MANIFEST_LIMIT))},
+                               headers=auth)
+        assert accepted.status_code == 202, accepted.text  # exactly at the limit is fine
+        job = _finished(client, accepted.json()["job"]["id"])
+        assert job["state"] == "done" and job["result"]["ingest"]["rows"] == 1, job
+        assert _leftovers(home) == []  # the job removes its upload when done
+    engine.close()
+
+
+def _finished(client, job_id: str, timeout: float = 120) -> dict:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        body = client.get(f"/api/jobs/{job_id}", headers={"X-API-Key": KEY}).json()
+        if body["state"] in ("done", "failed"):
+            return body
+        time.sleep(0.05)
+    raise AssertionError(f"job {job_id} did not finish")
+
+
+# ---- max_body_bytes -----------------------------------------------------------------------------------------
+def _rows(size: int) -> bytes:
+    """A valid POST /api/items body of exactly `size` bytes."""
+    empty = json.dumps({"items": [{"id": "streamed", "path": "nowhere.jpg", "title": ""}]}).encode()
+    return json.dumps({"items": [{"id": "streamed", "path": "nowhere.jpg",
+                                  "title": "t" * (size - len(empty))}]}).encode()
+
+
+def _upload(size: int) -> bytes:
+    """A multipart POST /api/search body of `size` bytes (its file is not an image: only reached if not refused)."""
+    head = b'--b0undary\r\nContent-Disposition: form-data; name="file"; filename="q.jpg"\r\n\r\n'
+    tail = b"\r\n--b0undary--\r\n"
+    return head + b"x" * (size - len(head) - len(tail)) + tail
+
+
+def _send(app, body: bytes, *, content_length: bool, path: str = "/api/items",
+          content_type: str = "application/json"):
+    """POST `body` in CHUNK-byte pieces through httpx's ASGI transport (which hands the app one chunk per
+    receive()), with or without a Content-Length header; returns (response, chunks the app pulled)."""
+    import httpx
+
+    pulled = 0
+
+    async def chunks():
+        nonlocal pulled
+        for start in range(0, len(body), CHUNK):
+            pulled += 1
+            yield body[start:start + CHUNK]
+
+    async def post():
+        headers = {"X-API-Key": KEY, "Content-Type": content_type}
+        if content_length:
+            headers["Content-Length"] = str(len(body))
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://testserver") as client:
+            response = await client.post(path, content=chunks(), headers=headers)
+        assert ("content-length" in response.request.headers) == content_length
+        assert ("transfer-encoding" in response.request.headers) != content_length
+        return response
+
+    response = asyncio.run(post())
+    return response, pulled
+
+
+def test_a_streamed_body_over_the_limit_is_refused_while_it_streams_in(home):
+    app, engine = _app(home, max_body_bytes=BODY_LIMIT)
+    try:
+        body = _rows(10 * BODY_LIMIT)
+        chunked, pulled = _send(app, body, content_length=False)
+        _err(chunked, 413, "too_large", "1,000 bytes")
+        # reading stopped at the chunk that crossed the limit: the endpoint never saw the whole body
+        assert pulled == BODY_LIMIT // CHUNK + 1 < len(body) // CHUNK, pulled
+        announced, pulled = _send(app, body, content_length=True)
+        _err(announced, 413, "too_large", "1,000 bytes")
+        assert pulled == 0  # refused from the Content-Length header, before reading any of it
+        assert app.state.jobs.all() == [] and _leftovers(home) == []
+        for content_length in (False, True):  # a multipart upload too (a search: parsed by another reader)
+            upload, pulled = _send(app, _upload(10 * BODY_LIMIT), content_length=content_length, path="/api/search",
+                                   content_type="multipart/form-data; boundary=b0undary")
+            _err(upload, 413, "too_large", "1,000 bytes")
+            assert pulled == (0 if content_length else BODY_LIMIT // CHUNK + 1)
+
+        small, pulled = _send(app, _rows(BODY_LIMIT), content_length=False)  # at the limit, streamed: accepted
+        assert small.status_code == 202 and pulled == BODY_LIMIT // CHUNK, small.text
+        assert len(app.state.jobs.all()) == 1
+    finally:
+        app.state.jobs.close()
+        engine.close()
