@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from conftest import CLOTHING, GROCERY, SHARED, needs_data
+from conftest import CLOTHING, DETECTOR, GROCERY, needs_data, needs_detector
 from viscover.detect import Detection, load_detector, nms
 from viscover.detect.nms import iou_matrix
 from viscover.errors import BadRequestError, ModelError
 from viscover.imaging import CropBox, decode_image
 
-MODELS = Path(os.environ.get("VISCOVER_SHARED_MODELS", SHARED.parent / "models"))
-MODEL = MODELS / "centernet-coco.onnx"
-needs_model = pytest.mark.skipif(not MODEL.is_file(), reason=f"detector model not found at {MODEL} "
-                                 "(set VISCOVER_SHARED_MODELS to the folder holding centernet-coco.onnx)")
+MODEL = DETECTOR
+needs_model = needs_detector
 
 
 @pytest.fixture(scope="module")

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import SHARED, needs_data
+from conftest import DETECTOR, needs_data, needs_detector
 from test_fuzz_decode import image_bytes
 
 hypothesis = pytest.importorskip("hypothesis", reason="hypothesis is not installed (pip install -e '.[dev]')")
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 
 pytestmark = [needs_data, pytest.mark.slow]
-DETECTOR = SHARED.parent / "models" / "centernet-coco.onnx"
 ALLOWED = {200, 400, 413, 422}  # found, bad request, too large, not a (usable) image
 
 
@@ -37,7 +36,7 @@ def test_search_upload_never_500(client, data):
     assert isinstance(r.json()["detail" if r.status_code != 200 else "results"], (str, list))
 
 
-@pytest.mark.skipif(not DETECTOR.is_file(), reason=f"object detector not found at {DETECTOR}")
+@needs_detector
 @given(data=image_bytes())
 @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck), database=None)
 def test_detect_upload_never_500(client, data):

@@ -23,8 +23,7 @@ from viscover.embed.base import InputSpec, to_pixels
 from viscover.errors import ModelError
 from viscover.imaging import decode_image
 
-# ../shared/data beside the repository (VISCOVER_SHARED_DATA overrides it, as in conftest.py)
-DATA = Path(os.environ.get("VISCOVER_SHARED_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
+from conftest import SHARED as DATA  # noqa: E402
 MAX_PIXELS = 50_000_000
 IMAGE_FILES = [
     "grocery/train/Fruit/Apple/Golden-Delicious/Golden-Delicious_001.jpg",

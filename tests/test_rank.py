@@ -14,15 +14,13 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-CLOTHING = SHARED / "clothing"
-pytestmark = pytest.mark.skipif(not (CLOTHING / "images.csv").is_file(),
-                                reason=f"clothing images not found at {CLOTHING} (../shared/data relative to the repo)")
+from conftest import CLOTHING, needs_data
+
+pytestmark = needs_data
 
 N_BOARDS, PER_BOARD, SHOWN, SESSIONS, RANDOM_SHARE, DECAY = 6, 20, 20, 50, 0.2, 0.7
 REL_SAME, REL_OTHER, SAVE_RATE = 0.3, 0.1, 0.3

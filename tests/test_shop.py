@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import json
 
-import pytest
 from typer.testing import CliRunner
 
-from conftest import SHARED, grocery_subset, needs_data
+from conftest import DETECTOR, grocery_subset, needs_data, needs_detector
 
-DETECTOR = SHARED.parent / "models" / "centernet-coco.onnx"
-pytestmark = [needs_data, pytest.mark.skipif(not DETECTOR.is_file(), reason=f"object detector not found at {DETECTOR}")]
+pytestmark = [needs_data, needs_detector]
 
 
 def _banana() -> dict:

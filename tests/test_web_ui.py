@@ -16,10 +16,9 @@ from urllib.parse import parse_qs, quote, urlparse
 import httpx
 import pytest
 
-from conftest import SHARED, needs_data
+from conftest import DETECTOR, needs_data
 
 CHROMIUM = Path("/usr/bin/chromium")
-DETECTOR = SHARED.parent / "models" / "centernet-coco.onnx"
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
         "--disable-component-update", "--disable-sync"]
