@@ -67,19 +67,25 @@ def upload_manifest(engine: EngineDep, request: Request,
     suffix = Path(file.filename or "").suffix.lower()
     if suffix not in MANIFEST_TYPES:
         raise BadRequestError(f"uploaded manifest {file.filename!r}: name it .csv, .tsv, .jsonl or .parquet")
-    folder = _upload_dir(engine, "manifest")
-    manifest = folder / f"manifest{suffix}"
-    limit, size = engine.settings.max_manifest_bytes, 0
-    with open(manifest, "wb") as out:
-        while chunk := file.file.read(1 << 20):  # streamed to disk: never the whole file in memory
+    manifest = _save_upload(file, _upload_dir(engine, "manifest") / f"manifest{suffix}",
+                            engine.settings.max_manifest_bytes)
+    return _submit(request, "ingest", _ingest_job(engine, manifest))
+
+
+def _save_upload(file: UploadFile, path: Path, limit: int) -> Path:
+    """Stream an upload to `path` (never the whole file in memory); over `limit` bytes, remove its folder and
+    refuse it."""
+    size = 0
+    with open(path, "wb") as out:
+        while chunk := file.file.read(1 << 20):
             size += len(chunk)
             if size > limit:
                 out.close()
-                shutil.rmtree(folder, ignore_errors=True)
+                shutil.rmtree(path.parent, ignore_errors=True)
                 raise TooLargeError(f"uploaded manifest {file.filename!r} is over the limit of {limit:,} bytes "
                                     "(max_manifest_bytes)")
             out.write(chunk)
-    return _submit(request, "ingest", _ingest_job(engine, manifest))
+    return path
 
 
 def _remove_job(engine: Engine, keys: list[str]):

@@ -63,14 +63,14 @@ def validation_pairs(data: TrainData):
                 yield f"{s.name}->{o.domain}", s.task, s.val_rows, np.concatenate([o.train_rows, o.val_rows]), False
 
 
-@torch.no_grad()
 def validate(model: UnifiedModel, features: np.ndarray, data: TrainData) -> dict[str, dict]:
     """Recall@1 and MAP@R on the validation pairs, float and binary (sign bits of the LayerNorm-centred embedding)."""
     model.eval()
     out = {}
     for name, task, queries, gallery, inside in validation_pairs(data):
         rows = np.unique(np.concatenate([queries, gallery]))
-        emb = model.head(torch.from_numpy(features[rows])).numpy()
+        with torch.no_grad():  # a context, not a decorator: mutation testing skips decorated functions
+            emb = model.head(torch.from_numpy(features[rows])).numpy()
         floats = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
         signs = np.where(emb > 0, 1.0, -1.0).astype(np.float32)
         q, g = np.searchsorted(rows, queries), np.searchsorted(rows, gallery)
@@ -178,7 +178,6 @@ def train(config: TrainConfig, *, settings: Settings | None = None, resume: bool
     return TrainResult(out=out, history=history, problems=problems)
 
 
-@torch.no_grad()
 def _rotate_bits(model: UnifiedModel, clean: np.ndarray, data: TrainData, log: Callable[[str], None]) -> None:
     """Fit an ITQ rotation on the training images' embeddings and fold it into the projection (and proxies).
     (Skipped after fine-tuning, whose trunk features would all have to be recomputed first.)"""
@@ -186,13 +185,14 @@ def _rotate_bits(model: UnifiedModel, clean: np.ndarray, data: TrainData, log: C
 
     rows = np.unique(np.concatenate([s.train_rows for s in data.streams]))
     model.eval()
-    emb = model.head(torch.from_numpy(clean[rows])).numpy()
-    rotation = itq_rotation(emb)
-    before, after = quantization_error(emb), quantization_error(emb, rotation)
-    r = torch.from_numpy(rotation.astype(np.float32))
-    model.head.proj.weight.copy_(r.T @ model.head.proj.weight)
-    for loss in model.losses.values():
-        loss.proxies.copy_(loss.proxies @ r)
+    with torch.no_grad():
+        emb = model.head(torch.from_numpy(clean[rows])).numpy()
+        rotation = itq_rotation(emb)
+        before, after = quantization_error(emb), quantization_error(emb, rotation)
+        r = torch.from_numpy(rotation.astype(np.float32))
+        model.head.proj.weight.copy_(r.T @ model.head.proj.weight)
+        for loss in model.losses.values():
+            loss.proxies.copy_(loss.proxies @ r)
     log(f"bit rotation (ITQ): quantisation error {before:.4f} -> {after:.4f}")
 
 
@@ -209,7 +209,6 @@ def _augmented_pixels(data: TrainData, rows: np.ndarray, rng: np.random.Generato
     return torch.from_numpy(np.stack(pixels))
 
 
-@torch.no_grad()
 def _clean_features(trunk, data: TrainData, backbone: str, settings: Settings, width: int) -> np.ndarray:
     """Current trunk's features of the clean validation images (fine-tuning changes them every epoch)."""
     from viscover.embed.efficientnet import spec_for
@@ -222,7 +221,8 @@ def _clean_features(trunk, data: TrainData, backbone: str, settings: Settings, w
     for start in range(0, len(rows), 32):
         part = rows[start:start + 32]
         pixels = np.stack([load_pixels(ImageJob(0, data.locations[r]), spec, settings) for r in part])
-        out[part] = trunk(torch.from_numpy(pixels)).numpy()
+        with torch.no_grad():
+            out[part] = trunk(torch.from_numpy(pixels)).numpy()
     return out
 
 
