@@ -1,7 +1,8 @@
 # make demo   set up .venv, ingest and index the grocery data (or IMAGES=/some/folder), print example searches,
 #             then serve the web UI and API on http://localhost:$(PORT)/ (Ctrl-C stops it; SERVE=0 skips it)
-# make test   set up .venv and run the tests
+# make test   set up .venv and run the tests, with branch coverage (fails below the floor in pyproject.toml)
 # make bench  run the benchmarks (slow; prints JSON, writes benchmarks/results/)
+# make mutate mutation testing of the core modules (hours; MODULE=NAME for some; writes benchmarks/results/mutation.*)
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -13,7 +14,7 @@ HOST ?= 127.0.0.1
 SERVE ?= 1
 DETECTOR ?= ../shared/models/centernet-coco.onnx
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test bench mutate clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,7 +34,7 @@ ifeq ($(SERVE),1)
 endif
 
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --cov --cov-report=term
 
 bench: install
 	mkdir -p benchmarks/results
@@ -45,5 +46,10 @@ bench: install
 	$(BIN)/python benchmarks/related_quality.py --json benchmarks/results/related_quality.json
 	$(BIN)/python benchmarks/dedup_calibration.py --json benchmarks/results/dedup_calibration.json
 
+# not part of `make test`: mutmut runs each core module's own tests against every mutant (see benchmarks/mutate.py)
+mutate: install
+	mkdir -p benchmarks/results
+	$(BIN)/python benchmarks/mutate.py $(foreach m,$(MODULE),--module $(m)) --json benchmarks/results/mutation.json
+
 clean:
-	rm -rf $(VENV) $(DEMO_HOME) .cache .pytest_cache
+	rm -rf $(VENV) $(DEMO_HOME) .cache .pytest_cache .mutmut mutants
