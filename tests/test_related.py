@@ -153,6 +153,8 @@ def test_related_metrics_by_hand():
     relevant = [np.array([9]), np.array([4]), np.array([7, 8])]
     m = related_metrics(ranked, relevant, ks=(1, 2, 3))  # first hits at ranks 3, none, 1
     assert m == pytest.approx({"hit@1": 1 / 3, "hit@2": 1 / 3, "hit@3": 2 / 3, "mrr": (1 / 3 + 0 + 1) / 3})
+    assert related_metrics([np.array([4, 2])], [np.array([2])], ks=(1, 2)) == {"hit@1": 0.0, "hit@2": 1.0, "mrr": 0.5}
+    assert related_metrics([], [], ks=(1,)) == {"hit@1": 0.0, "mrr": 0.0}
 
 
 def test_pruning():

@@ -89,6 +89,32 @@ def test_trains_with_120k_classes_in_bounded_memory():
     assert set(shapes) == {1024}  # never a full 120k-wide softmax
 
 
+def test_class_selection_at_its_edges():
+    gen = torch.Generator().manual_seed(0)
+    one = NormSoftmax(1, 4)  # a task with a single class: a softmax over one class, loss 0
+    assert float(one(torch.randn(3, 4), torch.zeros(3, dtype=torch.long)).detach()) == pytest.approx(0.0, abs=1e-6)
+    with pytest.raises(ValueError, match="at least one class"):
+        NormSoftmax(0, 4)
+    exact = NormSoftmax(16, 4, sampled_classes=16)  # exactly as many classes as sampled: all, no sampling
+    assert exact.select_classes(torch.tensor([3, 5]), gen).tolist() == list(range(16))
+    crowded = NormSoftmax(100, 4, sampled_classes=4)  # more classes in the batch than sampled: the batch's own
+    assert crowded.select_classes(torch.arange(10, 20), gen).tolist() == list(range(10, 20))
+    few = NormSoftmax(100, 4, sampled_classes=5)  # two extra classes: fewer than the oversampling margin
+    chosen = few.select_classes(torch.tensor([9, 7, 9, 8]), gen).tolist()
+    assert chosen[:3] == [7, 8, 9] and len(set(chosen)) == 5 and not {7, 8, 9} & set(chosen[3:])
+
+
+def test_normsoftmax_defaults_and_misuse():
+    loss = NormSoftmax(10, 256)
+    assert (loss.temperature, loss.sampled_classes) == (0.05, 2048)  # as published and documented
+    assert float(loss.proxies.detach().norm(dim=1).mean()) == pytest.approx(1.0, abs=0.1)  # randn / sqrt(d)
+    for emb, labels in ((torch.randn(3), torch.zeros(3, dtype=torch.long)),
+                        (torch.randn(3, 256), torch.zeros(3, 1, dtype=torch.long)),
+                        (torch.randn(3, 256), torch.zeros(2, dtype=torch.long))):
+        with pytest.raises(ValueError, match="expected embeddings \\(N, d\\) and labels \\(N,\\)"):
+            loss(emb, labels)
+
+
 def test_missing_labels_contribute_nothing():
     torch.manual_seed(0)
     model = UnifiedModel(in_dim=10, dim=6, classes={"a": 4, "b": 3}, temperature=0.1, sampled_classes=100)

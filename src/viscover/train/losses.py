@@ -57,6 +57,6 @@ class NormSoftmax(nn.Module):
         logits = self.logits(embeddings, classes)
         return F.cross_entropy(logits, position[labels])
 
-    def logits(self, embeddings: torch.Tensor, classes: torch.Tensor | None = None) -> torch.Tensor:
-        proxies = self.proxies if classes is None else self.proxies[classes]
-        return F.normalize(embeddings, dim=1) @ F.normalize(proxies, dim=1).T / self.temperature
+    def logits(self, embeddings: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
+        """Cosine similarities to the proxies of `classes`, divided by the temperature."""
+        return F.normalize(embeddings, dim=1) @ F.normalize(self.proxies[classes], dim=1).T / self.temperature
