@@ -12,7 +12,6 @@ from viscover import Settings
 from viscover.embed import load_embedder
 from viscover.embed.pipeline import ImageJob, embed_images
 from viscover.eval.retrieval import evaluate_manifest
-from viscover.index import Codec
 
 pytestmark = needs_data
 KS = (1, 5, 10)
@@ -38,14 +37,17 @@ def embedded(manifest):
     return embedder, raw
 
 
-def expected(rows, raw, query, gallery) -> dict[str, dict]:
+def expected(rows, raw, query, gallery, centre=None) -> dict[str, dict]:
     """Metrics by definition: rank the whole gallery for each query, the query itself left out."""
-    codec = Codec.fit(raw)  # the mean of every evaluated row
+    # centred on the mean of every evaluated row (computed here, not by Codec), unless the model is centred itself
+    centred = raw - (raw[query | gallery].mean(axis=0) if centre is None else centre)
+    floats = centred / np.linalg.norm(centred, axis=1, keepdims=True)  # cosine similarity
+    signs = np.where(centred > 0, 1.0, -1.0)  # Hamming distance = (d - a.b) / 2: the same ranking
     labels = np.array([r["label.product"] for r in rows])
     q, g = np.nonzero(query)[0], np.nonzero(gallery)[0]
     self_index = [int(np.nonzero(g == i)[0][0]) if gallery[i] else -1 for i in q]
     out = {}
-    for name, codes in (("float", codec.floats(raw)), ("binary", codec.signs(raw))):
+    for name, codes in (("float", floats), ("binary", signs)):
         out[name] = brute_force(codes[q] @ codes[g].T, labels[q], labels[g], self_index, KS)
     return out
 
@@ -54,6 +56,7 @@ def expected(rows, raw, query, gallery) -> dict[str, dict]:
     {},  # every row is a query and in the gallery: the self-exclusion decides everything
     {"query_domain": "photo", "gallery_domain": "catalog"},  # photo -> catalogue product
     {"query_split": "val"},  # held-out photos against everything
+    {"query_domain": "photo", "query_split": "val", "gallery_domain": "photo", "gallery_split": "train"},
 ])
 def test_eval_equals_brute_force(manifest, embedded, sides):
     rows, path = manifest
@@ -61,7 +64,8 @@ def test_eval_equals_brute_force(manifest, embedded, sides):
     report = evaluate_manifest(path, "product", embedder=embedder, settings=Settings(workers=1), **sides)
     query = np.array([(sides.get("query_domain") in (None, r["domain"])) and
                       (sides.get("query_split") in (None, r["split"])) for r in rows])
-    gallery = np.array([sides.get("gallery_domain") in (None, r["domain"]) for r in rows])
+    gallery = np.array([(sides.get("gallery_domain") in (None, r["domain"])) and
+                        (sides.get("gallery_split") in (None, r["split"])) for r in rows])
     want = expected(rows, raw, query, gallery)
     assert (report.queries, report.gallery) == (query.sum(), gallery.sum())
     for side in ("float", "binary"):
@@ -73,3 +77,83 @@ def test_eval_equals_brute_force(manifest, embedded, sides):
         assert report.float["queries_without_match"] == 1  # the lone kiwi: its only match would be itself
         assert report.float["recall@1"] < 1.0  # real photos: some nearest neighbour is another product
 
+
+
+class Centred:
+    """EfficientNet-Lite0 whose outputs are declared centred (as a trained viscover model's are): eval must then
+    binarise at zero instead of at the rows' mean."""
+
+    def __init__(self, inner, offset: np.ndarray):
+        self.inner, self.offset = inner, offset
+        self.name, self.key, self.dim, self.spec, self.centered = "centred-lite0", "centred-lite0", inner.dim, \
+            inner.spec, True
+
+    def embed(self, pixels: np.ndarray) -> np.ndarray:
+        return self.inner.embed(pixels) - self.offset
+
+
+def test_centred_models_are_binarised_at_zero(manifest, embedded):
+    rows, path = manifest
+    embedder, raw = embedded
+    offset = np.full(embedder.dim, 0.2, np.float32)  # not the mean: centring on the mean would change the codes
+    report = evaluate_manifest(path, "product", embedder=Centred(embedder, offset), settings=Settings(workers=1),
+                               query_domain="photo", gallery_domain="catalog")
+    query = np.array([r["domain"] == "photo" for r in rows])
+    want = expected(rows, raw - offset, query, ~query, centre=np.zeros(embedder.dim, np.float32))
+    assert report.model == "centred-lite0"
+    for side in ("float", "binary"):
+        for key in ("recall@1", "recall@5", "map@r"):
+            assert getattr(report, side)[key] == pytest.approx(want[side][key], abs=1e-9), (side, key)
+
+
+def test_unusable_rows_are_skipped_and_named(tmp_path, manifest):
+    """A row whose image is unreadable, or whose path is missing, is left out with its reason; the rest is
+    evaluated, and the report says so."""
+    rows, _ = manifest
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not a picture")
+    bad = rows + [{"id": "broken", "path": str(broken), "domain": "photo", "split": "val", "label.product": "Lime"},
+                  {"id": "no-path", "path": "", "domain": "photo", "label.product": "Lime"}]
+    report = evaluate_manifest(write_csv(bad, tmp_path / "bad.csv"), "product", query_domain="photo",
+                               gallery_domain="catalog", settings=Settings(workers=1))
+    assert report.queries == sum(r["domain"] == "photo" for r in rows)
+    skipped = [str(p) for p in report.skipped]
+    n = len(rows) + 1  # the header is line 1
+    assert sorted(skipped) == [f"bad.csv line {n + 1}: {broken}: not an image Pillow can read (unknown or "
+                               "unsupported format)", f"bad.csv line {n + 2}: empty 'path': give the image's file "
+                               "path or URL"]
+    out = report.to_dict()
+    assert out["skipped"] == skipped
+
+
+def test_report_json_has_the_documented_shape(manifest, embedded):
+    """`viscover eval --json` writes this dict: the README documents its keys; figures rounded to 6 places."""
+    rows, path = manifest
+    embedder, _ = embedded
+    report = evaluate_manifest(path, "product", embedder=embedder, settings=Settings(workers=1),
+                               query_domain="photo", gallery_domain="catalog")
+    report.float["recall@1"] = 0.123456789  # more places than the report keeps
+    out = report.to_dict()
+    assert set(out) == {"task", "queries", "gallery", "float", "binary", "model", "query_domain", "gallery_domain",
+                        "queries_without_match", "skipped"}
+    assert (out["task"], out["model"], out["query_domain"], out["gallery_domain"]) == \
+        ("product", "efficientnet-lite0", "photo", "catalog")
+    assert (out["queries"], out["gallery"], out["queries_without_match"], out["skipped"]) == (31, 5, 1, [])
+    for side in ("float", "binary"):
+        assert set(out[side]) == {"recall@1", "recall@5", "recall@10", "map@r"}
+        assert out[side]["map@r"] == round(getattr(report, side)["map@r"], 6)
+    assert out["float"]["recall@1"] == 0.123457
+
+
+@pytest.mark.parametrize("sides,message", [
+    ({"query_domain": "studio"}, "no labelled query row has domain 'studio' (values present: catalog, photo)"),
+    ({"gallery_split": "test"}, "no labelled gallery row has split 'test' (values present: catalog, train, val)"),
+    ({"query_domain": "catalog", "query_split": "val"}, "no labelled query row has split 'val'"),
+])
+def test_impossible_sides_are_refused_naming_what_exists(manifest, sides, message):
+    from viscover.errors import BadManifestError
+
+    _, path = manifest
+    with pytest.raises(BadManifestError) as error:
+        evaluate_manifest(path, "product", settings=Settings(workers=1), **sides)
+    assert str(error.value) == f"{path}: {message}" or str(error.value).startswith(f"{path}: {message}")

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from viscover import Settings
+from viscover.errors import NotFoundError
 from viscover.index import Codec, IndexCorruptError, VectorIndex
 
 DIM = 64
@@ -72,6 +73,184 @@ def test_codec_bits_are_signs_of_centred_vectors():
     index = VectorIndex.build(np.arange(100), np.arange(100), raw, Settings(), codec=codec)
     assert np.array_equal(index.stored_bits(np.arange(100)), codec.bits(raw))  # same bits as indexed
     assert np.allclose(np.linalg.norm(codec.floats(raw), axis=1), 1)
+
+
+def test_codec_by_hand():
+    """Floats, signs and bits against their definitions, including the edge cases: a component exactly at the
+    centre is a 0 bit and a -1 sign (strictly above the centre is 1), short and zero vectors, identity codecs."""
+    raw = np.array([[3.0, 1.0, 2.0, 0.5], [1.0, 1.0, 0.0, 0.5], [2.0, 4.0, 1.0, 0.5]], np.float32)
+    codec = Codec.fit(raw)
+    assert codec.center.dtype == np.float32 and np.allclose(codec.center, [2.0, 2.0, 1.0, 0.5])
+    centred = raw - codec.center  # column 3 is exactly at the centre for every row; row 0's column 0 is +1
+    assert np.array_equal(codec.signs(raw), np.where(centred > 0, 1.0, -1.0))
+    assert codec.signs(raw).dtype == np.float32 and set(np.unique(codec.signs(raw))) == {-1.0, 1.0}
+    assert np.array_equal(np.unpackbits(codec.bits(raw), axis=1)[:, :4], (centred > 0).astype(np.uint8))
+    signs = codec.signs(raw)
+    hamming = (np.unpackbits(codec.bits(raw), axis=1)[:, None, :4] != np.unpackbits(codec.bits(raw), axis=1)[None, :, :4])
+    assert np.array_equal(hamming.sum(axis=2), (4 - signs @ signs.T) / 2)  # the relation eval relies on
+    floats = codec.floats(raw)
+    assert floats.dtype == np.float32 and floats.flags.c_contiguous
+    assert np.allclose(floats, centred / np.linalg.norm(centred, axis=1, keepdims=True))
+    tiny = Codec.identity(4)
+    assert tiny.center.dtype == np.float32 and tiny.dim == 4 and not tiny.center.any()
+    short = np.array([[0.003, 0.004, 0.0, 0.0]], np.float32)  # norm 0.005: still scaled to unit length
+    assert np.allclose(tiny.floats(short), [[0.6, 0.8, 0.0, 0.0]])
+    assert np.array_equal(tiny.floats(np.zeros((1, 4))), np.zeros((1, 4)))  # no division by zero
+    assert np.array_equal(tiny.signs(short[0]), [[1.0, 1.0, -1.0, -1.0]])  # one vector is one row
+
+
+def test_exact_ties_are_broken_by_item_id():
+    """Identical vectors (the same picture under several ids) score exactly alike: filtered searches, which score
+    the subset themselves, list them by id, float and binary. (Unfiltered searches keep the order FAISS returns
+    ties in; an index built by the engine adds items in id order.)"""
+    base = clustered(40, seed=2)
+    raw = np.concatenate([np.repeat(base[:1], 30, axis=0), base[1:]])  # 30 copies of one vector
+    ids = np.random.default_rng(0).permutation(np.arange(500, 570))[: len(raw)].astype(np.int64)
+    index = VectorIndex.build(ids, ids, raw, Settings(hnsw_threshold=10**9))
+    copies = np.sort(ids[:30])
+    for binary in (False, True):
+        hits = search(index, raw[0], 25, allowed=np.sort(ids), binary=binary)  # filters come as sorted ids
+        assert np.array_equal(hits.ids, copies[:25]), binary
+
+
+def test_item_id_zero_and_small_indexes():
+    """Id 0 is an ordinary id; k larger than the index, an empty index, an empty filter and excluding everything
+    give what is there (or nothing), never an error or a padding id."""
+    raw = clustered(6, seed=3)
+    index = VectorIndex.build(np.arange(6), np.arange(6), raw, Settings(hnsw_threshold=10**9))
+    for binary in (False, True):
+        hits = search(index, raw[0], 20, binary=binary)
+        assert hits.ids[0] == 0 and sorted(hits.ids) == list(range(6)) and len(hits.scores) == 6
+        assert len(search(index, raw[0], 20, excluded=np.array([0, 1]), binary=binary).ids) == 4
+        nothing = search(index, raw[0], 5, excluded=np.arange(6), binary=binary)
+        assert nothing.ids.dtype == np.int64 and len(nothing.ids) == len(nothing.scores) == 0
+        empty_filter = search(index, raw[0], 5, allowed=np.array([], np.int64), binary=binary)
+        assert len(empty_filter.ids) == 0 and empty_filter.scores.dtype == np.float32
+        only_zero = search(index, raw[3], 5, allowed=np.array([0, 99]), binary=binary)  # 99 is not in the index
+        assert only_zero.ids.tolist() == [0]
+    empty = VectorIndex.build(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, DIM), np.float32),
+                              Settings())
+    assert len(empty) == 0 and empty.dim == DIM and len(search(empty, raw[0], 3).ids) == 0
+    assert not empty.contains(np.array([0, 1])).any()
+
+
+def test_binary_search_within_a_filter_uses_the_bits():
+    """With a short list smaller than the filtered subset (binary_rerank=1), binary search of a filter returns the
+    Hamming-nearest codes re-ranked by cosine, not the float search's results."""
+    index, raw, ids = build(n=800, binary_rerank=1)
+    sub = np.arange(0, 800, 3)
+    differs = 0
+    for q in clustered(8, seed=12):
+        hits = search(index, q, 10, allowed=ids[sub], binary=True)
+        expected = brute_binary(index, raw[sub], ids[sub], q[None], 10)
+        assert overlap(hits.ids, expected) >= 0.9
+        differs += not np.array_equal(hits.ids, brute(index, raw[sub], ids[sub], q[None], 10))
+    assert differs  # the bits made a difference somewhere
+
+
+def test_adding_live_or_tombstoned_ids_is_refused():
+    index, raw, ids = build(n=100, hnsw=True)
+    with pytest.raises(ValueError, match="already in the index"):
+        index.add(ids[:2], ids[:2], raw[:2])
+    index.remove(ids[:1])
+    with pytest.raises(ValueError, match="rebuild if tombstoned"):
+        index.add(ids[:1], ids[:1], raw[:1])
+    flat, raw, ids = build(n=100)
+    flat.remove(ids[:1])
+    flat.add(ids[:1], ids[:1], raw[:1])  # an exact index deleted it for real: it can come back
+    assert flat.contains(ids[:1]).all() and len(flat.tombstones) == 0
+
+
+def test_index_kinds_switch_just_above_their_thresholds():
+    """HNSW is used above hnsw_threshold items (not at it), binary HNSW above binary_hnsw_threshold; needs_rebuild
+    says so when a catalogue grows or shrinks across either threshold, and only then."""
+    raw = clustered(40, seed=6)
+    ids = np.arange(40, dtype=np.int64)
+    at = VectorIndex.build(ids, ids, raw, Settings(hnsw_threshold=40, binary_hnsw_threshold=40))
+    assert (at.hnsw, at.binary_hnsw) == (False, False)
+    over = VectorIndex.build(ids, ids, raw, Settings(hnsw_threshold=39, binary_hnsw_threshold=10**9))
+    assert (over.hnsw, over.binary_hnsw) == (True, False)
+    over_bits = VectorIndex.build(ids, ids, raw, Settings(hnsw_threshold=10**9, binary_hnsw_threshold=39))
+    assert (over_bits.hnsw, over_bits.binary_hnsw) == (False, True)
+    assert not at.needs_rebuild() and not at.needs_rebuild(future_size=40) and at.needs_rebuild(future_size=41)
+    assert not over.needs_rebuild() and not over.needs_rebuild(future_size=40) and over.needs_rebuild(future_size=39)
+    assert not over_bits.needs_rebuild(future_size=45) and over_bits.needs_rebuild(future_size=39)
+    assert over_bits.needs_rebuild(future_size=10**9 + 1)  # the float index would have to become a graph
+
+
+def test_needs_rebuild_counts_tombstones_against_everything_in_the_graph():
+    """The dead fraction is tombstones (plus ids about to be removed from a graph) over all ids in the graph,
+    live and dead; a rebuild is needed only beyond compact_ratio, and exact indexes never accumulate any."""
+    index, raw, ids = build(n=100, hnsw=True, compact_ratio=0.2)
+    index.remove(ids[:20])  # 20 dead of 100 in the graph: exactly the ratio, not beyond it
+    assert len(index) == 80 and not index.needs_rebuild()
+    assert index.needs_rebuild(removing=1)  # 21 of 100
+    bits_only, raw, ids = build(n=100, binary_hnsw_threshold=0, compact_ratio=0.2)
+    assert not bits_only.needs_rebuild(removing=20) and bits_only.needs_rebuild(removing=21)
+    flat, raw, ids = build(n=100, compact_ratio=0.2)
+    assert not flat.needs_rebuild(removing=90)  # exact indexes delete in place: nothing to compact
+    flat.remove(ids[:90])
+    assert not flat.needs_rebuild() and len(flat.tombstones) == 0
+
+
+def test_describe_and_saved_manifest(tmp_path):
+    import json
+
+    raw = clustered(60)
+    ids = np.arange(1000, 1060, dtype=np.int64)
+    index = VectorIndex.build(ids, ids, raw, Settings(hnsw_threshold=0), model="lite0")
+    index.remove(ids[:3])
+    assert index.describe() == {"model": "lite0", "items": 57, "dim": DIM, "tombstones": 3, "float": "hnsw",
+                                "binary": "exact"}
+    index.save(tmp_path)
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert {k: manifest[k] for k in ("format", "generation", "model", "dim", "count", "tombstones", "float_kind",
+                                     "binary_kind")} == {"format": "viscover-index/1", "generation": 1,
+                                                         "model": "lite0", "dim": DIM, "count": 57, "tombstones": 3,
+                                                         "float_kind": "hnsw", "binary_kind": "flat"}
+    loaded = VectorIndex.load(tmp_path, index.settings)
+    assert loaded.describe() == index.describe() and loaded.codec.center.dtype == np.float32
+    with pytest.raises(NotFoundError, match=r"item row\(s\) \[1000, 1001, 1002\] are not in the lite0 index; run `viscover "
+                                            "index`"):
+        loaded.stored_floats(ids[:5])
+
+
+def test_save_removes_only_stale_files(tmp_path):
+    """Old generations and temp files left by a killed save go; anything else in the folder stays."""
+    index, raw, ids = build(n=50)
+    index.save(tmp_path)
+    (tmp_path / ".float-2.faiss.x1y2.tmp").write_bytes(b"half")  # a save killed midway
+    (tmp_path / ".keep-me").write_text("someone else's")
+    index.save(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".keep-me", "arrays-2.npz", "binary-2.faiss",
+                                                          "float-2.faiss", "manifest.json"]
+
+
+def test_loading_refuses_what_it_cannot_trust(tmp_path):
+    """An unknown format, a pickled array (never unpickled, even with a matching checksum) and unreadable files
+    are IndexCorruptError, naming the folder."""
+    import json
+
+    from viscover.fsutil import sha256_file
+
+    index, raw, ids = build(n=20)
+    index.save(tmp_path)
+    manifest_path = tmp_path / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest_path.write_text(json.dumps({**manifest, "format": "viscover-index/99"}))
+    with pytest.raises(IndexCorruptError, match=f"{tmp_path}: unknown index format 'viscover-index/99'"):
+        VectorIndex.load(tmp_path, index.settings)
+    arrays = tmp_path / manifest["files"]["arrays"]["name"]
+    with open(arrays, "wb") as f:  # the same arrays, one of them an object array: loading it would unpickle
+        np.savez(f, item_ids=index.item_ids, image_ids=index.image_ids, center=index.codec.center,
+                 tombstones=np.array([{"evil": 1}], dtype=object))
+    manifest["files"]["arrays"]["sha256"] = sha256_file(arrays)
+    manifest_path.write_text(json.dumps(manifest))
+    with pytest.raises(IndexCorruptError, match="unreadable index .*pickle"):
+        VectorIndex.load(tmp_path, index.settings)
+    manifest_path.write_text(json.dumps({**manifest, "files": {}}))
+    with pytest.raises(IndexCorruptError, match="unreadable index \\(KeyError"):
+        VectorIndex.load(tmp_path, index.settings)
 
 
 def brute_binary(index: VectorIndex, raw_db: np.ndarray, ids: np.ndarray, query: np.ndarray, k: int) -> np.ndarray:
