@@ -86,8 +86,8 @@ def test_codec_by_hand():
     assert codec.signs(raw).dtype == np.float32 and set(np.unique(codec.signs(raw))) == {-1.0, 1.0}
     assert np.array_equal(np.unpackbits(codec.bits(raw), axis=1)[:, :4], (centred > 0).astype(np.uint8))
     signs = codec.signs(raw)
-    hamming = (np.unpackbits(codec.bits(raw), axis=1)[:, None, :4] != np.unpackbits(codec.bits(raw), axis=1)[None, :, :4])
-    assert np.array_equal(hamming.sum(axis=2), (4 - signs @ signs.T) / 2)  # the relation eval relies on
+    bits = np.unpackbits(codec.bits(raw), axis=1)[:, :4]
+    assert np.array_equal((bits[:, None] != bits[None, :]).sum(axis=2), (4 - signs @ signs.T) / 2)  # the relation eval relies on
     floats = codec.floats(raw)
     assert floats.dtype == np.float32 and floats.flags.c_contiguous
     assert np.allclose(floats, centred / np.linalg.norm(centred, axis=1, keepdims=True))
@@ -210,8 +210,8 @@ def test_describe_and_saved_manifest(tmp_path):
                                                          "float_kind": "hnsw", "binary_kind": "flat"}
     loaded = VectorIndex.load(tmp_path, index.settings)
     assert loaded.describe() == index.describe() and loaded.codec.center.dtype == np.float32
-    with pytest.raises(NotFoundError, match=r"item row\(s\) \[1000, 1001, 1002\] are not in the lite0 index; run `viscover "
-                                            "index`"):
+    with pytest.raises(NotFoundError, match=r"item row\(s\) \[1000, 1001, 1002\] are not in the lite0 index; "
+                                            "run `viscover index`"):
         loaded.stored_floats(ids[:5])
 
 
