@@ -87,7 +87,8 @@ def test_codec_by_hand():
     assert np.array_equal(np.unpackbits(codec.bits(raw), axis=1)[:, :4], (centred > 0).astype(np.uint8))
     signs = codec.signs(raw)
     bits = np.unpackbits(codec.bits(raw), axis=1)[:, :4]
-    assert np.array_equal((bits[:, None] != bits[None, :]).sum(axis=2), (4 - signs @ signs.T) / 2)  # the relation eval relies on
+    hamming = (bits[:, None] != bits[None, :]).sum(axis=2)
+    assert np.array_equal(hamming, (4 - signs @ signs.T) / 2)  # the relation eval relies on
     floats = codec.floats(raw)
     assert floats.dtype == np.float32 and floats.flags.c_contiguous
     assert np.allclose(floats, centred / np.linalg.norm(centred, axis=1, keepdims=True))
