@@ -93,7 +93,7 @@ ORIGINAL = "original.py"  # in a module's work folder: its source file as the ru
 INDEX_TESTS = ("tests/test_index.py", "tests/test_search.py", "tests/test_index_kinds.py")
 EVAL_TESTS = ("tests/test_metrics.py", "tests/test_eval.py", "tests/test_cli.py")
 TRAIN_TESTS = ("tests/test_train_parts.py", "tests/test_train.py")
-RELATED_TESTS = ("tests/test_related.py", "tests/test_graph.py")
+RELATED_TESTS = ("tests/test_related_service.py", "tests/test_related.py", "tests/test_graph.py")
 API_TESTS = ("tests/test_api.py", "tests/test_auth.py")
 
 MODULES: dict[str, tuple[str, tuple[str, ...]]] = {

@@ -1,0 +1,142 @@
+"""The related-items service on a small hand-made catalogue whose answers are known: which candidates each
+generator proposes, what is left out (the query, its copies, its near-duplicates), cold items, weights, domain
+bias, explanations, and the feature rows used to train rankers. (test_related.py runs it end to end on photos.)"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from viscover import Settings
+from viscover.graph import Bipartite
+from viscover.index import Codec, VectorIndex
+from viscover.related.candidates import FEATURES, ItemAttributes
+from viscover.related.pixie import PixieParams
+from viscover.related.service import RelatedHit, RelatedItems, RelatedParams, VisualNeighbours
+
+# nodes 0..13 are items 100..113. Boards: 0 = {0, 1, 2, 3, 10, 11}, 1 = {3, 4, 5, 6}, 2 = {7, 8, 9}.
+# 10 shows the same image as 0; 11 looks like 0 (a near-duplicate); 12 and 13 are on no board (cold):
+# 12 looks like board 2's items, 13 somewhat like 0. Items 4, 5, 6 are of domain 1, the rest of domain 0.
+BOARDS = {0: [0, 1, 2, 3, 10, 11], 1: [3, 4, 5, 6], 2: [7, 8, 9]}
+DIM = 16
+
+
+@pytest.fixture(scope="module")
+def catalogue():
+    rng = np.random.default_rng(5)
+    centres = 2.0 * rng.normal(size=(3, DIM))
+    cluster = [0, 0, 0, 0, 1, 1, 1, 2, 2, 2, 0, 0, 2, 0]
+    vectors = centres[cluster] + rng.normal(size=(14, DIM))  # board-mates: cosine 0.6-0.9
+    vectors[10] = vectors[0]  # the same picture
+    vectors[11] = vectors[0] + 0.01 * rng.normal(size=DIM)  # re-encoded: nearly the same
+    vectors[13] = vectors[0] + 2.5 * rng.normal(size=DIM)  # a loose likeness (cosine 0.77)
+    left = [n for b, members in BOARDS.items() for n in members]
+    right = [b for b, members in BOARDS.items() for _ in members]
+    ids = np.arange(100, 114)
+    domains = {100 + n: (1 if n in (4, 5, 6) else 0) for n in range(14)}
+    graph = Bipartite.from_edges("item-board", 100 + np.array(left), np.array(right), left_ids=ids,
+                                 left_keys=domains)
+    index = VectorIndex.build(ids, ids, vectors.astype(np.float32), Settings(), codec=Codec.identity(DIM))
+    image_of = np.arange(14)
+    image_of[10] = 0
+    attrs = ItemAttributes(labels=np.zeros((0, 14), np.int32), domains=np.array([domains[i] for i in ids], np.int32))
+    return graph, index, image_of, attrs
+
+
+def service(catalogue, visual: bool = True, images: bool = True, **params) -> RelatedItems:
+    graph, index, image_of, attrs = catalogue
+    return RelatedItems(graph, VisualNeighbours(graph, index) if visual else None, attrs,
+                        image_of if images else None,
+                        params=RelatedParams(pixie=PixieParams(steps=20_000, bias=0.9, seed=3), **params))
+
+
+def explain(result, node: int) -> dict:
+    return result.explain(int(np.nonzero(result.nodes == node)[0][0]))
+
+
+def test_without_an_index_the_graph_alone_answers(catalogue):
+    """No vectors yet: walks and shared boards only; the query and items showing its image are left out (a
+    near-duplicate cannot be recognised without vectors)."""
+    result = service(catalogue, visual=False).related([0], k=20)
+    assert set(result.nodes.tolist()) == {1, 2, 3, 11, 4, 5, 6}
+    assert all("visual" not in explain(result, n)["sources"] for n in result.nodes)
+    assert not result.cold and np.all(np.diff(result.scores) <= 0)
+    bare = service(catalogue, visual=False, images=False).related([0], k=20)  # as eval-related builds it
+    assert set(bare.nodes.tolist()) == {1, 2, 3, 10, 11, 4, 5, 6}  # the query itself is still left out
+
+
+def test_the_query_its_copies_and_near_duplicates_are_left_out(catalogue):
+    svc = service(catalogue)
+    result = svc.related([0], k=20)
+    nodes = result.nodes.tolist()
+    assert not {0, 10, 11} & set(nodes) and {1, 2, 3, 4, 5, 6, 13} <= set(nodes)
+    assert explain(result, 1)["sources"] == ["pixie", "co-occurrence", "visual"]  # a board-mate: every generator
+    assert explain(result, 13)["sources"] == ["visual"]  # on no board: proposed by its looks alone
+    assert explain(result, 4)["sources"] == ["pixie", "visual"]  # two boards away: walks reach it, no shared board
+    features = explain(result, 1)["features"]
+    assert list(features) == list(FEATURES) and features["visual"] == round(features["visual"], 4)
+    for score_by in ("pixie", "cooccurrence", "visual"):  # the single-signal rankings obey the same rules
+        assert not {0, 10, 11} & set(svc.related([0], k=20, score_by=score_by).nodes.tolist())
+
+
+def test_a_looser_duplicate_threshold_keeps_near_copies(catalogue):
+    assert 11 in service(catalogue, dedup_threshold=0.0).related([0], k=20).nodes
+    assert 11 not in service(catalogue, dedup_threshold=0.05).related([0], k=20).nodes
+
+
+def test_cold_items_walk_from_their_visual_neighbours(catalogue):
+    """An item on no board walks from its nearest items that are on boards, weighted by likeness, and its looks
+    rank first; an item on one board is not cold."""
+    svc = service(catalogue)
+    cold = svc.related([12], k=5)
+    assert cold.cold and 12 not in cold.seeds and {7, 8, 9} <= set(cold.seeds.tolist())
+    assert all(svc.graph.left_degree()[cold.seeds] > 0)  # 13 looks like nothing near 12 and has no board anyway
+    assert set(cold.nodes[:3].tolist()) == {7, 8, 9}
+    assert "pixie" in explain(cold, 7)["sources"]  # reached by walks from the seeds, not only by looks
+    assert not svc.related([4], k=5).cold  # one membership is enough to walk from the item itself
+
+
+def test_weights_shape_the_visual_query(catalogue):
+    """A weighted set's visual query is the weighted mean of its items' vectors: a negligible weight leaves the
+    visual similarities those of the other item alone."""
+    svc = service(catalogue)
+    alone = svc.related([0], k=20, score_by="visual")
+    mixed = svc.related([0, 7], weights=[1.0, 1e-6], k=20, score_by="visual")
+    for node in (1, 2, 3, 13):
+        assert explain(mixed, node)["features"]["visual"] == pytest.approx(explain(alone, node)["features"]["visual"],
+                                                                           abs=1e-3)
+
+
+def test_domain_bias_reaches_the_walks(catalogue):
+    svc = service(catalogue, visual=False)
+    domain1 = np.isin(np.arange(14), [4, 5, 6])
+
+    def share(want: int) -> float:
+        walks = svc.related([3], k=20, want_domain=want, score_by="pixie")
+        return float(walks.scores[domain1[walks.nodes]].sum() / walks.scores.sum())
+
+    assert share(1) > share(-1) + 0.1
+
+
+def test_ranker_features_match_what_related_computes(catalogue):
+    """features_for (training rows for logged impressions) gives the rows `related` scored for the candidates it
+    proposed, and zero walk and shared-board signals for items no generator proposed."""
+    svc = service(catalogue)
+    result = svc.related([3], weights=[2.0], k=20)
+    rows = svc.features_for([3], result.nodes, weights=[2.0])
+    assert np.allclose(rows, result.features, atol=1e-6)
+    graph_only = service(catalogue, visual=False)
+    unseen = graph_only.features_for([0], [7, 12])  # another board's item and an item on no board
+    assert np.all(unseen[:, :4] == 0) and np.all(unseen[:, 4] == 0)
+    seen = graph_only.related([0], k=20)
+    assert np.allclose(graph_only.features_for([0], seen.nodes), seen.features, atol=1e-6)
+
+
+def test_hits_as_json():
+    class Item:
+        def to_dict(self):
+            return {"id": "x"}
+
+    hit = RelatedHit(Item(), 0.123456789, {"sources": ["visual"]})
+    assert hit.to_dict() == {"score": 0.123457, "id": "x"}
+    assert hit.to_dict(explain=True)["explanation"] == {"sources": ["visual"]}
