@@ -140,3 +140,69 @@ def test_hits_as_json():
     hit = RelatedHit(Item(), 0.123456789, {"sources": ["visual"]})
     assert hit.to_dict() == {"score": 0.123457, "id": "x"}
     assert hit.to_dict(explain=True)["explanation"] == {"sources": ["visual"]}
+
+
+def test_cooccurrence_counts_shared_boards_by_seed_weight():
+    """Items sharing boards with the seeds, scored by the summed weight of the seeds whose boards they share, best
+    first (ties by node); a board larger than max_board contributes a seeded sample of exactly that many."""
+    from viscover.related.candidates import cooccurrence
+
+    g = Bipartite.from_edges("b", np.array([0, 1, 2, 2, 3, 3, 4]), np.array([0, 0, 0, 1, 1, 2, 2]))
+    nodes, counts = cooccurrence(g, np.array([0, 3]), np.array([1.0, 0.5]))
+    # seed 0 (weight 1) is on board 0 = {0, 1, 2}; seed 3 (weight 0.5) on boards 1 = {2, 3} and 2 = {3, 4}
+    assert nodes.tolist() == [2, 0, 1, 3, 4] and counts.tolist() == [1.5, 1.0, 1.0, 1.0, 0.5]
+    assert nodes.dtype == np.int64
+    lone = Bipartite.from_edges("b", np.array([0]), np.array([0]), left_ids=np.array([0, 1]))
+    nodes, counts = cooccurrence(lone, np.array([1]), np.array([1.0]))  # a seed on no board
+    assert nodes.dtype == np.int64 and len(nodes) == len(counts) == 0
+    big = Bipartite.from_edges("b", np.arange(50), np.zeros(50, np.int64))
+    sample, _ = cooccurrence(big, np.array([0]), np.array([1.0]), max_board=10, seed=4)
+    assert len(sample) == 10 and len(set(sample.tolist())) == 10
+    assert np.array_equal(sample, cooccurrence(big, np.array([0]), np.array([1.0]), max_board=10, seed=4)[0])
+    assert len(cooccurrence(big, np.array([0]), np.array([1.0]), max_board=50)[0]) == 50  # not over the limit
+
+
+def test_feature_columns_by_their_definitions():
+    from viscover.related.candidates import CandidateSet, features
+
+    g = Bipartite.from_edges("b", np.array([0, 0, 1, 2, 2, 2]), np.array([0, 1, 0, 0, 1, 2]),
+                             left_ids=np.array([0, 1, 2, 3]))
+    c = CandidateSet(np.array([1, 2, 3]), np.array([4.0, 1.0, 0.0]), np.array([0.0, 2.0, 1.0]),
+                     np.array([0.5, -0.2, 0.9]), np.array([3, 3, 4], np.uint8))
+    attrs = ItemAttributes(labels=np.array([[0, 0, 6, -1], [7, -1, 7, 8]], np.int32),
+                           domains=np.array([0, 1, 0, 0], np.int32))
+    x = features(c, g, np.array([0]), attrs)
+    assert x.dtype == np.float32 and x.shape == (3, len(FEATURES))
+    columns = dict(zip(FEATURES, x.T))
+    assert np.allclose(columns["pixie"], [1.0, 0.25, 0.0]) and np.allclose(columns["pixie_log"], np.log1p([4, 1, 0]))
+    assert np.allclose(columns["cooccurrence"], [0.0, 1.0, 0.5])
+    assert np.allclose(columns["cooccurrence_log"], np.log1p([0, 2, 1]))
+    assert np.allclose(columns["visual"], [0.5, -0.2, 0.9])
+    assert np.allclose(columns["popularity"], np.log1p([1, 3, 0]))  # boards per candidate
+    # query 0 has labels (0, 7): node 1 matches task 0 only (code 0 is a label like any other), node 2 task 1 only (its -1 never matches), node 3 none
+    assert np.allclose(columns["label_match"], [0.5, 0.5, 0.0])
+    assert np.array_equal(columns["same_domain"], [0.0, 1.0, 1.0])
+    assert np.allclose(columns["query_degree"], np.log1p(2))
+    assert features(c.drop(np.ones(3, bool)), g, np.array([0]), attrs).shape == (0, len(FEATURES))
+    assert not features(c, g, np.array([0]), None)[:, 6:8].any()  # no attributes: no label or domain signal
+
+
+def test_heuristic_ranks_walks_then_boards_then_looks_and_looks_first_when_cold():
+    from viscover.related.candidates import heuristic_score
+
+    def row(pixie=0.0, cooc=0.0, visual=0.0):
+        x = np.zeros(len(FEATURES), np.float32)
+        x[0], x[1], x[2], x[3], x[4] = pixie, 9.0, cooc, 9.0, visual  # the log columns must not count
+        return x
+
+    warm = heuristic_score(np.stack([row(pixie=1.0), row(cooc=1.0), row(visual=1.0), row(visual=-1.0), row()]),
+                           cold=False)
+    assert np.argsort(-warm, kind="stable").tolist() == [0, 1, 2, 3, 4] and warm[3] == warm[4]  # no negative looks
+    ties = heuristic_score(np.stack([row(pixie=0.5, cooc=0.1), row(pixie=0.5, cooc=0.2),
+                                     row(pixie=0.5, cooc=0.2, visual=0.1)]), cold=False)
+    assert ties[0] < ties[1] < ties[2]  # equal walks: shared boards decide, then looks
+    cold = heuristic_score(np.stack([row(visual=0.6), row(visual=0.5, pixie=1.0, cooc=1.0), row(visual=-0.5),
+                                     row(pixie=1.0), row(cooc=0.5)]), cold=True)
+    assert np.argsort(-cold, kind="stable").tolist() == [0, 1, 3, 4, 2] and cold[2] == 0.0
+    assert heuristic_score(np.stack([row(visual=0.5, pixie=0.2), row(visual=0.5)]), cold=True)[0] > \
+        heuristic_score(np.stack([row(visual=0.5, pixie=0.2), row(visual=0.5)]), cold=True)[1]  # graph breaks ties
