@@ -179,7 +179,8 @@ def test_feature_columns_by_their_definitions():
     assert np.allclose(columns["cooccurrence_log"], np.log1p([0, 2, 1]))
     assert np.allclose(columns["visual"], [0.5, -0.2, 0.9])
     assert np.allclose(columns["popularity"], np.log1p([1, 3, 0]))  # boards per candidate
-    # query 0 has labels (0, 7): node 1 matches task 0 only (code 0 is a label like any other), node 2 task 1 only (its -1 never matches), node 3 none
+    # query 0 has labels (0, 7): node 1 matches task 0 only (code 0 is a label like any other), node 2 task 1
+    # only (its -1 never matches), node 3 none
     assert np.allclose(columns["label_match"], [0.5, 0.5, 0.0])
     assert np.array_equal(columns["same_domain"], [0.0, 1.0, 1.0])
     assert np.allclose(columns["query_degree"], np.log1p(2))
