@@ -92,6 +92,8 @@ def test_codec_by_hand():
     floats = codec.floats(raw)
     assert floats.dtype == np.float32 and floats.flags.c_contiguous
     assert np.allclose(floats, centred / np.linalg.norm(centred, axis=1, keepdims=True))
+    index = VectorIndex.build(np.arange(3), np.arange(3), raw, Settings(), codec=codec)
+    assert np.array_equal(index.stored_bits(np.arange(3)), codec.bits(raw))  # also for components at the centre
     tiny = Codec.identity(4)
     assert tiny.center.dtype == np.float32 and tiny.dim == 4 and not tiny.center.any()
     short = np.array([[0.003, 0.004, 0.0, 0.0]], np.float32)  # norm 0.005: still scaled to unit length
@@ -129,10 +131,43 @@ def test_item_id_zero_and_small_indexes():
         assert len(empty_filter.ids) == 0 and empty_filter.scores.dtype == np.float32
         only_zero = search(index, raw[3], 5, allowed=np.array([0, 99]), binary=binary)  # 99 is not in the index
         assert only_zero.ids.tolist() == [0]
+        cosine = float(index.codec.floats(raw[3:4])[0] @ index.codec.floats(raw[0:1])[0])
+        assert only_zero.scores[0] == pytest.approx(cosine, abs=1e-5)  # a lone candidate is scored too
+        assert len(search(index, raw[3], 1, allowed=np.arange(6), binary=binary).ids) == 1
     empty = VectorIndex.build(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, DIM), np.float32),
                               Settings())
     assert len(empty) == 0 and empty.dim == DIM and len(search(empty, raw[0], 3).ids) == 0
-    assert not empty.contains(np.array([0, 1])).any()
+    assert empty.contains(np.array([0, 1])).tolist() == [False, False]
+    assert empty.contains(np.array([0, 1])).dtype == bool
+    one = VectorIndex.build(np.array([7]), np.array([7]), raw[:1], Settings())
+    assert one.contains(np.array([3, 7, 9])).tolist() == [False, True, False]
+
+
+def test_id_arrays_stay_int64(tmp_path):
+    """Item, image and tombstone ids are int64 whatever the caller passed (lists, int32): they are FAISS ids and
+    are saved; floats would lose ids above 2^53 and change the saved files."""
+    raw = clustered(30, seed=4)
+    index = VectorIndex.build(list(range(10)), np.arange(10, dtype=np.int32), raw[:10], Settings(hnsw_threshold=0))
+    index.add(list(range(10, 20)), list(range(10, 20)), raw[10:20].astype(np.float64))
+    index.remove([0, 1])
+    for array in (index.item_ids, index.image_ids, index.tombstones):
+        assert array.dtype == np.int64
+    index.save(tmp_path)
+    loaded = VectorIndex.load(tmp_path, index.settings)
+    for array in (loaded.item_ids, loaded.image_ids, loaded.tombstones):
+        assert array.dtype == np.int64
+    fresh = VectorIndex(Codec.identity(DIM), Settings())
+    assert fresh.item_ids.dtype == fresh.image_ids.dtype == fresh.tombstones.dtype == np.int64
+
+
+def test_graphs_use_the_configured_degree():
+    import faiss
+
+    index, raw, ids = build(n=100, hnsw=True, binary_hnsw_threshold=0, hnsw_m=12, hnsw_ef_construction=40)
+    graph = faiss.downcast_index(index.float_index.index)
+    bits = faiss.downcast_IndexBinary(index.binary_index.index)
+    assert isinstance(graph, faiss.IndexHNSWFlat) and isinstance(bits, faiss.IndexBinaryHNSW)
+    assert graph.hnsw.nb_neighbors(1) == bits.hnsw.nb_neighbors(1) == 12 and graph.hnsw.efConstruction == 40
 
 
 def test_binary_search_within_a_filter_uses_the_bits():
