@@ -20,20 +20,15 @@ needs_detector = pytest.mark.skipif(not DETECTOR.is_file(), reason=f"object dete
                                     "(set VISCOVER_SHARED_MODELS to the folder holding centernet-coco.onnx)")
 
 # CI sets VISCOVER_STRICT_TESTS=1: then a skipped test fails the run (missing data, detector, Chromium,
-# PostgreSQL or a dev package would otherwise leave most of the suite unrun and the run green). Tests that may
-# legitimately skip on a complete machine carry @pytest.mark.may_skip("why").
+# PostgreSQL or a dev package would otherwise leave most of the suite unrun and the run green).
 STRICT = os.environ.get("VISCOVER_STRICT_TESTS", "") not in ("", "0")
-
-
-def pytest_configure(config):
-    config.addinivalue_line("markers", "may_skip(reason): this test may skip even in a strict (CI) run")
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
-    if STRICT and report.skipped and not hasattr(report, "wasxfail") and not item.get_closest_marker("may_skip"):
+    if STRICT and report.skipped and not hasattr(report, "wasxfail"):
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
         report.outcome = "failed"
         report.longrepr = f"skipped in a strict run (VISCOVER_STRICT_TESTS=1): {reason}"
