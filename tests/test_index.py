@@ -158,6 +158,9 @@ def test_id_arrays_stay_int64(tmp_path):
         assert array.dtype == np.int64
     fresh = VectorIndex(Codec.identity(DIM), Settings())
     assert fresh.item_ids.dtype == fresh.image_ids.dtype == fresh.tombstones.dtype == np.int64
+    assert fresh.describe() == {"model": "", "items": 0, "dim": DIM, "tombstones": 0, "float": "exact",
+                                "binary": "exact"}  # exact indexes unless asked otherwise
+    assert VectorIndex.build(np.arange(3), np.arange(3), raw[:3], Settings()).model == ""
 
 
 def test_graphs_use_the_configured_degree():
