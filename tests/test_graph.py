@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import warnings
 
 import numpy as np
 import pytest
@@ -348,3 +349,27 @@ def test_pixie_finds_the_query_community(community):
         inside.append(np.mean(community.item_community[best] == community.item_community[q]))
     print(f"top-20 in the query's community: mean {np.mean(inside):.2f} min {np.min(inside):.2f}")
     assert np.mean(inside) > 0.7
+
+
+def test_pixie_walk_edge_cases():
+    """Domain key 0 is a key like any other; a query that cannot walk (no board, or no weight) does not stop the
+    others; zero total weight walks nothing; results list equal scores by node."""
+    # board 0 = {0 (key 1), 1..40 (key 0 for odd nodes, key 1 for even)}; node 41 on no board
+    members = np.arange(41)
+    g = Bipartite.from_edges("k", members, np.zeros(41, np.int64), left_ids=np.arange(42),
+                             left_keys={int(i): int(i % 2 == 0) for i in range(42)})
+    w = PixieWalker(g)
+    biased = w.walk([0], params=PixieParams(steps=4000, n_p=0, bias=1.0, seed=1), want_key=0)
+    assert set(biased.nodes.tolist()) <= set(range(1, 41, 2))  # only key-0 (odd) items: key 0 is honoured
+    after_cold = w.walk([41, 0], params=PixieParams(steps=4000, n_p=0, seed=1))
+    assert after_cold.steps == 4000 and len(after_cold.nodes) > 20  # the cold query first: 0 still walks
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no 0/0 on the way
+        nothing = w.walk([0, 5], weights=[0.0, 0.0], params=PixieParams(steps=4000))
+    assert nothing.nodes.dtype == np.int64 and len(nothing.nodes) == len(nothing.scores) == 0
+    assert nothing.steps == 0 and w.walk([41], params=PixieParams(steps=100)).steps == 0
+    few = w.walk([0], params=PixieParams(steps=120, n_p=0, seed=2))  # 120 visits over 41 items: many ties
+    for score in set(few.scores.tolist()):
+        tied = few.nodes[few.scores == score]
+        assert np.array_equal(tied, np.sort(tied))
+    assert len(few.scores) > len(set(few.scores.tolist())) + 10  # there were ties to order
