@@ -108,7 +108,7 @@ MODULES: dict[str, tuple[str, tuple[str, ...]]] = {
     "related.service": ("src/viscover/related/service.py", RELATED_TESTS + ("tests/test_rank.py",)),
     "related.candidates": ("src/viscover/related/candidates.py", RELATED_TESTS + ("tests/test_rank.py",)),
     "related.pixie": ("src/viscover/related/pixie.py", RELATED_TESTS),
-    "rank.debias": ("src/viscover/rank/debias.py", ("tests/test_rank.py",)),
+    "rank.debias": ("src/viscover/rank/debias.py", ("tests/test_debias.py", "tests/test_rank.py")),
     # URL rows in manifests (test_bad_manifests, test_catalog) go through the SSRF guard too
     "imaging.netguard": ("src/viscover/imaging/netguard.py",
                          ("tests/test_netguard.py", "tests/test_bad_manifests.py", "tests/test_catalog.py")),
