@@ -80,6 +80,8 @@ def test_large_gallery_matches_brute_force(seed):
     self_index = np.where(rng.random(nq) < 0.5, rng.integers(0, ng, nq), -1)
     q_labels = np.where(self_index >= 0, g_labels[np.maximum(self_index, 0)], rng.integers(0, 150, nq))
     scores = rng.integers(-3, 3, (nq, ng)) if seed % 2 else rng.normal(size=(nq, ng))  # ints: no float copy given
+    if seed >= 2:
+        scores = scores - 10  # every score negative (e.g. negated distances): the cut-off is a negative score too
     got = ranking_metrics(lambda rows: scores[rows], q_labels, g_labels, self_index, ks=(1, 5, 10), block=16)
     want = brute_force(scores, q_labels, g_labels, self_index, (1, 5, 10))
     for key, value in want.items():
