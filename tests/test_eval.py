@@ -157,3 +157,52 @@ def test_impossible_sides_are_refused_naming_what_exists(manifest, sides, messag
     with pytest.raises(BadManifestError) as error:
         evaluate_manifest(path, "product", settings=Settings(workers=1), **sides)
     assert str(error.value) == f"{path}: {message}" or str(error.value).startswith(f"{path}: {message}")
+
+
+def test_progress_and_settings_reach_the_embedding(tmp_path, manifest, embedded):
+    """The caller's progress factory sees one "embed" bar over every used row, advanced to its end; the caller's
+    settings are the ones used (an image-size limit refuses the larger files, named in `skipped`); no settings at
+    all means the defaults."""
+    import contextlib
+    import os
+
+    rows, path = manifest
+    embedder, _ = embedded
+    bars: list[list] = []
+
+    @contextlib.contextmanager
+    def recording(description, total):
+        bar = [description, total, 0]
+        bars.append(bar)
+        yield lambda n: bar.__setitem__(2, bar[2] + n)
+
+    report = evaluate_manifest(path, "product", embedder=embedder, progress=recording,
+                               query_domain="photo", gallery_domain="catalog")  # default Settings()
+    assert bars == [["embed", len(rows), len(rows)]]
+    assert (report.queries, report.gallery, report.skipped) == (31, 5, [])
+
+    sizes = sorted(os.path.getsize(r["path"]) for r in rows)
+    limit = sizes[len(sizes) // 2]
+    report = evaluate_manifest(path, "product", embedder=embedder, query_domain="photo", gallery_domain="catalog",
+                               settings=Settings(workers=1, max_image_bytes=limit))
+    too_big = sum(size > limit for size in sizes)
+    assert 0 < too_big < len(rows)
+    assert len(report.skipped) == too_big and report.queries + report.gallery == len(rows) - too_big
+    assert all(f"over the limit of {limit:,}" in str(p) for p in report.skipped), report.skipped
+
+
+def test_sides_name_only_the_values_that_exist(tmp_path, manifest):
+    """Rows without a domain or split do not show up as an empty value in the refusal; with none at all it says
+    so."""
+    from viscover.errors import BadManifestError
+
+    rows, _ = manifest
+    partial = [dict(r, split="") if r["domain"] == "catalog" else r for r in rows]  # catalogue rows: no split
+    path = write_csv(partial, tmp_path / "partial.csv")
+    with pytest.raises(BadManifestError) as error:
+        evaluate_manifest(path, "product", settings=Settings(workers=1), gallery_split="test")
+    assert str(error.value) == f"{path}: no labelled gallery row has split 'test' (values present: train, val)"
+    bare = write_csv([{k: v for k, v in r.items() if k != "domain"} for r in rows], tmp_path / "bare.csv")
+    with pytest.raises(BadManifestError) as error:
+        evaluate_manifest(bare, "product", settings=Settings(workers=1), query_domain="photo")
+    assert str(error.value) == f"{bare}: no labelled query row has domain 'photo' (values present: none)"
