@@ -639,19 +639,29 @@ def main() -> None:
         print(f"{name}: {m['error'] or ''}{m['mutants']} mutants, {m['killed']} killed, {m['survived']} survived, "
               f"{m['timeout']} timeout, {m['no_coverage']} no coverage, {m['harmless']} harmless; score "
               f"{m['score']} in {m['run_seconds']:.0f} s", file=sys.stderr)
-    report = {
+        if args.json:  # after every module: a run of hours stopped part-way keeps the modules it finished
+            write_report(report(modules, settings, args.workers, env, harmless), args.json)
+    if not args.json:
+        write_report(report(modules, settings, args.workers, env, harmless), None)
+
+
+def report(modules: dict[str, dict[str, Any]], settings: dict[str, Any], workers: int, env: dict[str, Any],
+           harmless: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The whole report: tool and settings, machine, totals, and every module's entry."""
+    import mutmut
+
+    return {
         "tool": {"name": "mutmut", "version": mutmut.__version__,
                  "settings": {k: settings[k] for k in sorted(settings)},
                  "per_mutant_timeout_seconds": f"{settings['timeout_multiplier']:g} x clean test time + "
                                                f"{settings['timeout_multiplier'] * settings['timeout_constant']:g}",
-                 "workers": args.workers},
+                 "workers": workers},
         "date": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
         "machine": env,
         "totals": totals(modules),
         "modules": modules,
         "stale_harmless": stale_harmless(modules, harmless),
     }
-    write_report(report, args.json)
 
 
 def write_report(report: dict[str, Any], json_path: str | None) -> None:
