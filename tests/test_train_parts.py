@@ -104,6 +104,22 @@ def test_class_selection_at_its_edges():
     assert chosen[:3] == [7, 8, 9] and len(set(chosen)) == 5 and not {7, 8, 9} & set(chosen[3:])
 
 
+def test_sampled_classes_are_uniform_over_the_negatives():
+    """The extra classes are a uniform sample of the classes not in the batch (Zhai & Wu 2018's subsampling):
+    over many steps every negative class is drawn about equally often, positives never twice."""
+    loss = NormSoftmax(50, 4, sampled_classes=10)
+    labels = torch.tensor([0, 1, 1])
+    gen = torch.Generator().manual_seed(0)
+    counts = torch.zeros(50)
+    for _ in range(3000):
+        chosen = loss.select_classes(labels, gen)
+        assert chosen[:2].tolist() == [0, 1] and len(torch.unique(chosen)) == 10
+        counts[chosen[2:]] += 1
+    expected = 3000 * 8 / 48  # 500 draws per negative class
+    assert counts[:2].tolist() == [0, 0]
+    assert float((counts[2:] - expected).abs().max()) < 0.15 * expected  # binomial sd about 20, i.e. 4%
+
+
 def test_normsoftmax_defaults_and_misuse():
     loss = NormSoftmax(10, 256)
     assert (loss.temperature, loss.sampled_classes) == (0.05, 2048)  # as published and documented
