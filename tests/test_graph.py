@@ -373,3 +373,5 @@ def test_pixie_walk_edge_cases():
         tied = few.nodes[few.scores == score]
         assert np.array_equal(tied, np.sort(tied))
     assert len(few.scores) > len(set(few.scores.tolist())) + 10  # there were ties to order
+    single = w.walk([0], params=PixieParams(steps=1, n_p=0))  # the smallest budget still walks its one step
+    assert single.steps == 1 and len(single.nodes) == 1
