@@ -373,5 +373,7 @@ def test_pixie_walk_edge_cases():
         tied = few.nodes[few.scores == score]
         assert np.array_equal(tied, np.sort(tied))
     assert len(few.scores) > len(set(few.scores.tolist())) + 10  # there were ties to order
+    empty = PixieWalker(Bipartite.from_edges("k", np.zeros(0, np.int64), np.zeros(0, np.int64)))  # a new install
+    assert empty.walk([], params=PixieParams(steps=100)).steps == 0
     single = w.walk([0], params=PixieParams(steps=1, n_p=0))  # the smallest budget still walks its one step
     assert single.steps == 1 and len(single.nodes) == 1
