@@ -5,6 +5,7 @@ hand-computed counts (prior smoothing, the random slice, positions outside the l
 from __future__ import annotations
 
 import itertools
+import json
 
 import numpy as np
 import pytest
@@ -87,6 +88,37 @@ def test_propensity_without_evidence_is_flat():
     unengaged = estimate_propensity([1, 2, 2, 3], [0, 0, 0, 0])
     assert unengaged.values.tolist() == [1.0, 1.0, 1.0] and unengaged.impressions.tolist() == [1, 2, 1]
     assert estimate_propensity([0, -1], [1, 1]).values.size == 0  # no valid position at all
+    # what was asked is kept even without evidence: the floor, and whether the random slice was used
+    empty = estimate_propensity([0, 2], [1, 1], [1, 0], floor=0.1)  # the random slice's one impression: invalid
+    assert empty.to_dict() == {"estimated_from": "random slice", "values": [], "impressions": [],
+                               "engagements": [], "floor": 0.1}
+    flat = estimate_propensity([1, 2], [0, 0], floor=0.2)
+    assert flat.to_dict() == {"estimated_from": "all traffic (confounded by the ranking)", "values": [1.0, 1.0],
+                              "impressions": [1, 1], "engagements": [0, 0], "floor": 0.2}
+    assert estimate_propensity([1, 2], [0, 0], [0, 1]).randomized
+
+
+def test_propensity_details():
+    """The floor asked for is the one used and reported; counts are reported as whole numbers; a 0/1 random-slice
+    mask (as read from a log file) selects like a boolean one; a position nobody saw carries no weight."""
+    positions, engagement = [1] * 10 + [2] * 10, [1] * 5 + [0] * 5 + [1] + [0] * 9
+    p = estimate_propensity(positions, engagement, prior=0.0, floor=0.3)
+    assert p.values.tolist() == [1.0, 0.3] and p.floor == 0.3  # 0.2 clipped to the floor asked for
+    assert json.dumps(p.to_dict()) == ('{"estimated_from": "all traffic (confounded by the ranking)", '
+                                       '"values": [1.0, 0.3], "impressions": [10, 10], "engagements": [5, 1], '
+                                       '"floor": 0.3}')
+    mask = [0] * 15 + [1] * 5  # the last 5 impressions, all at position 2
+    assert estimate_propensity(positions, engagement, mask).to_dict() == \
+        estimate_propensity(positions, engagement, np.array(mask, bool)).to_dict()
+    assert estimate_propensity(positions, engagement, mask).impressions.tolist() == [0, 5]
+    # position 2 never shown: its smoothed rate is the overall rate, below position 3's, so they are pooled;
+    # with no impressions it must not pull position 3's rate down
+    gap = estimate_propensity([1] * 10 + [3] * 10 + [4] * 20, [1] * 9 + [0] + [1] * 6 + [0] * 4 + [1] + [0] * 19,
+                              prior=5.0)
+    overall = 16 / 40
+    r1, r3, r4 = (9 + 5 * overall) / 15, (6 + 5 * overall) / 15, (1 + 5 * overall) / 25
+    assert gap.impressions.tolist() == [10, 0, 10, 20]
+    assert gap.values == pytest.approx([1.0, r3 / r1, r3 / r1, r4 / r1], abs=1e-6)
 
 
 def test_labels_and_weights():
