@@ -133,6 +133,10 @@ def test_get_item_by_id_with_slashes(api):
     row = _photo()
     item = _item(api, row["id"])
     assert item["id"] == row["id"] and item["labels"]["product"] == "Banana" and "/" in item["id"]
+    assert set(item) == {"id", "title", "description", "domain", "split", "labels", "boards", "width", "height",
+                         "sha256", "image_url", "thumb_url"}  # the item JSON the README documents, and no path
+    assert (item["domain"], item["split"], item["image_url"]) == (row["domain"], row["split"],
+                                                                  f"/images/{item['sha256']}")
     detail = _err(api.get("/api/items/no/such/item.jpg"), 404, "not_found")
     assert "no/such/item.jpg" in detail
 

@@ -19,6 +19,9 @@ PROTECTED = {"POST /api/items", "POST /api/items/manifest", "POST /api/items/del
 # POSTs that only read: an uploaded query image, nothing is stored
 READ_ONLY_POSTS = {"POST /api/search", "POST /api/detect", "POST /api/shop"}
 WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+MISSING = ("this request changes the catalogue: send the server's API key in the X-API-Key header (printed when "
+           "`viscover serve` starts)")
+WRONG = "wrong API key in X-API-Key"
 # a minimal well-formed body for each protected route that takes one (anything else sends none)
 BODIES = {"POST /api/items": {"json": {"items": [{"id": "auth-x", "path": "nowhere.jpg"}]}},
           "POST /api/items/manifest": {"files": {"file": ("m.csv", b"id,path\nauth-x,nowhere.jpg\n", "text/csv")}},
@@ -77,6 +80,8 @@ def _err(response, status: int, code: str, *words: str) -> None:
     assert body["error"] == code and isinstance(body["detail"], str), body
     for word in words:
         assert word in body["detail"], body["detail"]
+    if words and words[0] in (MISSING, WRONG):  # the refusals' whole text: what to send, and where to find it
+        assert body["detail"] == words[0], body["detail"]
 
 
 def test_exactly_the_write_and_job_endpoints_need_the_key(app):
@@ -99,9 +104,9 @@ def test_every_protected_endpoint_refuses_a_missing_or_wrong_key(app):
     protected = sorted(PROTECTED | {r for r, p in _routes(app).items() if p})
     with TestClient(app, raise_server_exceptions=False) as client:
         for route in protected:
-            _err(_call(client, route, {}), 401, "unauthorized", "X-API-Key")
+            _err(_call(client, route, {}), 401, "unauthorized", MISSING)
             _err(_call(client, route, {"Authorization": "Bearer "}), 401, "unauthorized")
-            _err(_call(client, route, {"X-API-Key": "wrong"}), 403, "forbidden")
+            _err(_call(client, route, {"X-API-Key": "wrong"}), 403, "forbidden", WRONG)
             _err(_call(client, route, {"X-API-Key": KEY + "x"}), 403, "forbidden")
             _err(_call(client, route, {"Authorization": "Bearer wrong"}), 403, "forbidden")
         # refused before anything happened: no job, no uploaded file kept
