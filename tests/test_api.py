@@ -317,6 +317,7 @@ def test_add_search_and_delete_items(writable):
     assert accepted["status_url"] == f"/api/jobs/{accepted['job']['id']}"
     job = _wait(client, accepted["job"])
     assert job["state"] == "done", job
+    assert set(job["result"]) == {"ingest", "index"}  # what the job did: the ingest report, then the index's
     assert job["result"]["ingest"]["added"] == 3 and job["result"]["ingest"]["skipped"] == 1
     assert _ok(client.get("/api/search", params={"item": "new-0", "k": 3}))["results"]  # indexed, no restart
     image = Path(extra[0]["path"]).read_bytes()
@@ -327,12 +328,16 @@ def test_add_search_and_delete_items(writable):
 
     gone = _wait(client, _ok(client.delete("/api/items/new-1", headers=auth), 202)["job"])
     assert gone["state"] == "done" and gone["result"] == {"removed": 1, "unknown": []}
+    assert (gone["stage"], gone["done"], gone["total"]) == ("remove", 1, 1)
     _err(client.get("/api/items/new-1"), 404, "not_found")
     ids = [h["id"] for h in _ok(client.get("/api/search", params={"item": "new-0", "k": 50}))["results"]]
     assert "new-1" not in ids
     batch = _wait(client, _ok(client.post("/api/items/delete", json={"ids": ["new-2", "ghost"]}, headers=auth),
                               202)["job"])
     assert batch["result"] == {"removed": 1, "unknown": ["ghost"]}
+    ghosts = [f"ghost-{i:04d}" for i in range(1001)]  # the result names at most 1,000 unknown ids
+    many = _wait(client, _ok(client.post("/api/items/delete", json={"ids": ghosts}, headers=auth), 202)["job"])
+    assert many["result"] == {"removed": 0, "unknown": ghosts[:1000]}
     _err(client.delete("/api/items/ghost", headers=auth), 404, "not_found", "ghost")
     _err(client.get("/api/jobs/nope", headers=auth), 404, "not_found", "nope")
     _err(client.post("/api/items", json={"items": []}, headers=auth), 422, "bad_request", "items")
@@ -340,14 +345,21 @@ def test_add_search_and_delete_items(writable):
          422, "bad_request")
 
 
-def test_manifest_upload(writable):
+def test_manifest_upload(writable, monkeypatch):
+    from viscover.serve.jobs import Job
+
     client, _ = writable
     auth = {"X-API-Key": KEY}
+    stages = []  # every stage the job reports while it runs (its status shows the latest)
+    report = Job.progress
+    monkeypatch.setattr(Job, "progress", lambda job, description, total: stages.append(description) or
+                        report(job, description, total))
     r = [r for r in _extra_rows() if r["split"] == "val"][3]
     csv_text = f"id,path,label.product\nfrom-csv,{r['path']},{r['label.product']}\n"
     job = _ok(client.post("/api/items/manifest", files={"file": ("m.csv", csv_text.encode())}, headers=auth), 202)
     done = _wait(client, job["job"])
     assert done["state"] == "done" and done["result"]["ingest"]["added"] == 1, done
+    assert stages[0] == "ingest manifest.csv" and len(stages) > 1  # the ingest's progress, then the indexing's
     assert _item(client, "from-csv")["labels"]["product"] == r["label.product"]
     _err(client.post("/api/items/manifest", files={"file": ("m.exe", b"x")}, headers=auth), 400, "bad_request",
          ".csv")

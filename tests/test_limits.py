@@ -86,6 +86,45 @@ def _finished(client, job_id: str, timeout: float = 120) -> dict:
     raise AssertionError(f"job {job_id} did not finish")
 
 
+def test_a_large_manifest_is_streamed_in_bounded_reads_and_counted_across_them(home, tmp_path):
+    """Over several reads, the bytes add up to the limit (3 MiB against 2.5 MiB is refused, with the whole
+    message), and no read asks for the whole file at once (an upload never sits in memory whole)."""
+    import io
+
+    from fastapi.testclient import TestClient
+    from starlette.datastructures import UploadFile
+
+    from viscover.serve.api_write import _save_upload
+    from viscover.serve.deps import TooLargeError
+
+    limit = 5 << 19  # 2.5 MiB
+    app, _ = _app(home, max_manifest_bytes=limit)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        got = client.post("/api/items/manifest", files={"file": ("big.csv", _manifest(3 << 20))},
+                          headers={"X-API-Key": KEY})
+        _err(got, 413, "too_large")
+        assert got.json()["detail"] == ("uploaded manifest 'big.csv' is over the limit of 2,621,440 bytes "
+                                        "(max_manifest_bytes)")
+    assert _leftovers(home) == []
+
+    class Recording(io.BytesIO):
+        sizes: list = []
+
+        def read(self, size=-1):
+            self.sizes.append(size)
+            return super().read(size)
+
+    data = _manifest(5 << 20)
+    upload = UploadFile(Recording(data), filename="m.csv")
+    (tmp_path / "up").mkdir()
+    saved = _save_upload(upload, tmp_path / "up" / "m.csv", 6 << 20)
+    assert saved.read_bytes() == data
+    assert all(size is not None and 0 < size <= 4 << 20 for size in Recording.sizes), Recording.sizes
+    with pytest.raises(TooLargeError):
+        _save_upload(UploadFile(io.BytesIO(data), filename="m.csv"), tmp_path / "up" / "m.csv", 4 << 20)
+    assert not (tmp_path / "up").exists()  # the refused upload's folder is removed
+
+
 # ---- max_body_bytes -----------------------------------------------------------------------------------------
 def _rows(size: int) -> bytes:
     """A valid POST /api/items body of exactly `size` bytes."""
