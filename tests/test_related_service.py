@@ -160,6 +160,8 @@ def test_cooccurrence_counts_shared_boards_by_seed_weight():
     assert len(sample) == 10 and len(set(sample.tolist())) == 10
     assert np.array_equal(sample, cooccurrence(big, np.array([0]), np.array([1.0]), max_board=10, seed=4)[0])
     assert len(cooccurrence(big, np.array([0]), np.array([1.0]), max_board=50)[0]) == 50  # not over the limit
+    huge = Bipartite.from_edges("b", np.arange(5001), np.zeros(5001, np.int64))  # just over the default bound
+    assert len(cooccurrence(huge, np.array([0]), np.array([1.0]))[0]) == 5000
 
 
 def test_feature_columns_by_their_definitions():
@@ -186,6 +188,25 @@ def test_feature_columns_by_their_definitions():
     assert np.allclose(columns["query_degree"], np.log1p(2))
     assert features(c.drop(np.ones(3, bool)), g, np.array([0]), attrs).shape == (0, len(FEATURES))
     assert not features(c, g, np.array([0]), None)[:, 6:8].any()  # no attributes: no label or domain signal
+    weak = CandidateSet(np.array([1, 2, 3]), np.array([0.5, 0.25, 0.0]), np.array([0.2, 0.1, 0.0]),
+                        np.zeros(3), np.array([3, 3, 3], np.uint8))  # best scores below 1 (e.g. small seed weights)
+    columns = dict(zip(FEATURES, features(weak, g, np.array([0]), attrs).T))
+    assert np.allclose(columns["pixie"], [1.0, 0.5, 0.0]) and np.allclose(columns["cooccurrence"], [1.0, 0.5, 0.0])
+
+
+def test_candidate_sets_merge_by_node():
+    """The union of what each generator proposed, each signal in its own column (0 where a generator did not
+    propose the node), and a bitmask of who proposed it; nothing else (node 0 included) appears."""
+    from viscover.related.candidates import COOCCURRENCE, PIXIE, VISUAL, CandidateSet
+
+    c = CandidateSet.merge({PIXIE: (np.array([5, 3]), np.array([2.0, 1.0])),
+                            VISUAL: (np.array([7, 5]), np.array([0.9, 0.4])),
+                            COOCCURRENCE: (np.zeros(0, np.int64), np.zeros(0))})
+    assert c.nodes.tolist() == [3, 5, 7] and c.nodes.dtype == np.int64
+    assert c.pixie.tolist() == [1.0, 2.0, 0.0] and c.visual.tolist() == [0.0, 0.4, 0.9]
+    assert c.cooccurrence.tolist() == [0.0, 0.0, 0.0]
+    assert c.sources.tolist() == [PIXIE, PIXIE | VISUAL, VISUAL]
+    assert len(CandidateSet.merge({})) == 0
 
 
 def test_heuristic_ranks_walks_then_boards_then_looks_and_looks_first_when_cold():
