@@ -189,7 +189,8 @@ def test_binary_search_within_a_filter_uses_the_bits():
 
 def test_adding_live_or_tombstoned_ids_is_refused():
     index, raw, ids = build(n=100, hnsw=True)
-    with pytest.raises(ValueError, match="already in the index"):
+    with pytest.raises(ValueError, match="^adding ids already in the index; remove them first, or rebuild if "
+                                         "tombstoned$"):
         index.add(ids[:2], ids[:2], raw[:2])
     index.remove(ids[:1])
     with pytest.raises(ValueError, match="rebuild if tombstoned"):
@@ -230,6 +231,8 @@ def test_needs_rebuild_counts_tombstones_against_everything_in_the_graph():
     assert not flat.needs_rebuild(removing=90)  # exact indexes delete in place: nothing to compact
     flat.remove(ids[:90])
     assert not flat.needs_rebuild() and len(flat.tombstones) == 0
+    tiny, raw, ids = build(n=10, compact_ratio=0.05)
+    assert not tiny.needs_rebuild(removing=1) and not tiny.needs_rebuild()  # not even one id counts as dead
 
 
 def test_describe_and_saved_manifest(tmp_path):
@@ -402,5 +405,50 @@ def test_corrupt_index_is_detected(tmp_path):
     with pytest.raises(IndexCorruptError, match="checksum"):
         VectorIndex.load(tmp_path, index.settings)
     (tmp_path / "manifest.json").write_text("{not json")
-    with pytest.raises(IndexCorruptError):
+    with pytest.raises(IndexCorruptError, match=f"^{tmp_path / 'manifest.json'}: unreadable manifest "):
         VectorIndex.load(tmp_path, index.settings)
+
+
+def test_small_requests_and_empty_answers():
+    """k=0 asks for nothing, on every search path; an empty answer has the same dtypes as a full one; a missing
+    item list in an error names at most 5 of them; a flat index's manifest says so."""
+    index, raw, ids = build(n=60, filter_exact_max=10)
+    q = raw[:1]
+    paths = [{}, {"binary": True}, {"allowed": ids[:5]}, {"allowed": ids[:30]}, {"excluded": ids[:3]},
+             {"allowed": ids[:5], "binary": True}]
+    for kw in paths:
+        assert len(search(index, q, 0, **kw).ids) == 0, kw
+        none = search(index, q, 5, **{**kw, "allowed": np.zeros(0, np.int64)})
+        some = search(index, q, 5, **kw)
+        for hits in (none, some):
+            assert (hits.ids.dtype, hits.scores.dtype) == (np.int64, np.float32), kw
+        assert len(none.ids) == len(none.scores) == 0 and len(some.ids) == len(some.scores) == 5, kw
+    for kw in paths:  # a float64 query vector: the same answer, float32 scores
+        wide = index.search(index.codec.floats(q)[0].astype(np.float64), index.codec.bits(q), 5, **kw)
+        assert wide.scores.dtype == np.float32 and wide.ids.tolist() == search(index, q, 5, **kw).ids.tolist(), kw
+    gone = search(index, q, 5, excluded=ids)  # everything excluded
+    assert (len(gone.ids), gone.ids.dtype, gone.scores.dtype) == (0, np.int64, np.float32)
+    with pytest.raises(NotFoundError, match=r"item row\(s\) \[1, 2, 3, 4, 5\] are not"):
+        index.stored_floats(np.arange(1, 8))
+
+
+def test_build_fits_the_centre_unless_given_one(tmp_path):
+    """Without a codec, build centres on the mean of the vectors it is given; from no vectors at all, an
+    identity codec of the right width that later additions can use."""
+    import json
+
+    raw = clustered(40)
+    ids = np.arange(40, dtype=np.int64)
+    index = VectorIndex.build(ids, ids, raw, Settings())
+    assert np.allclose(index.codec.center, raw.mean(axis=0), atol=1e-6)
+    empty = VectorIndex.build(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, DIM), np.float32),
+                              Settings())
+    assert empty.dim == DIM and not empty.codec.center.any() and len(empty) == 0
+    empty.add(ids, ids, raw)
+    hits = search(empty, raw[:1], 3)
+    assert hits.ids[0] == 0 and np.isfinite(hits.scores).all()
+    assert VectorIndex.build(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32),
+                             Settings()).dim == 0
+    index.save(tmp_path)
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert (manifest["float_kind"], manifest["binary_kind"]) == ("flat", "flat")

@@ -212,9 +212,7 @@ class VectorIndex:
         return ids[0][ids[0] >= 0]
 
     def _rerank(self, floats: np.ndarray, candidates: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        if len(candidates) == 0:
-            return candidates, np.zeros(0, np.float32)
-        scores = self.float_index.reconstruct_batch(candidates) @ floats[0]
+        scores = self.float_index.reconstruct_batch(candidates) @ floats[0]  # (0,) float32 for no candidates
         order = np.argsort(-scores, kind="stable")[:k]
         return candidates[order], scores[order]
 
