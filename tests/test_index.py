@@ -452,3 +452,33 @@ def test_build_fits_the_centre_unless_given_one(tmp_path):
     index.save(tmp_path)
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     assert (manifest["float_kind"], manifest["binary_kind"]) == ("flat", "flat")
+
+
+def test_a_save_landing_during_a_load_is_read_instead(tmp_path, monkeypatch):
+    """Readers take no lock: when a writer saves a new generation (and removes the old one's files) while a reader
+    is verifying the old files, the reader loads the new generation instead of failing (found by the soak test:
+    a search answered 503 "unreadable index" during writes)."""
+    import viscover.index.faiss_index as module
+
+    first, raw, ids = build(n=30)
+    first.save(tmp_path)
+    second, _, _ = build(n=40, seed=1)
+    real = module.sha256_file
+    saves = []
+
+    def racing(path):  # the reader checks a file; meanwhile a writer saves (at most twice)
+        if len(saves) < 2 and path.name.startswith(("float-", "binary-", "arrays-")):
+            saves.append(path.name)
+            monkeypatch.setattr(module, "sha256_file", real)
+            second.save(tmp_path)
+            monkeypatch.setattr(module, "sha256_file", racing)
+        return real(path)
+
+    monkeypatch.setattr(module, "sha256_file", racing)
+    loaded = VectorIndex.load(tmp_path, first.settings)
+    assert len(loaded) == 40 and len(saves) == 2  # two saves landed; the third generation was read
+    monkeypatch.setattr(module, "sha256_file", real)
+    target = next(tmp_path.glob("float-*.faiss"))
+    target.write_bytes(target.read_bytes()[:-1] + b"x")  # damaged, with no save going on: still an error
+    with pytest.raises(IndexCorruptError, match="checksum"):
+        VectorIndex.load(tmp_path, first.settings)

@@ -22,6 +22,7 @@ from viscover.index.codec import Codec
 
 FORMAT = "viscover-index/1"
 MANIFEST = "manifest.json"
+LOAD_ATTEMPTS = 5  # saves landing during one load: each retry reads the newer generation
 
 
 class IndexCorruptError(ViscoverError):
@@ -262,10 +263,26 @@ class VectorIndex:
 
     @classmethod
     def load(cls, folder: Path, settings: Settings) -> "VectorIndex | None":
-        """Load a saved index (None if there is none); raise IndexCorruptError if its files fail verification."""
+        """Load a saved index (None if there is none); raise IndexCorruptError if its files fail verification.
+
+        Readers take no lock: a save that lands while this reads replaces the generation being read and removes
+        its files. Then the manifest names a newer generation, and that one is read instead."""
+        for _ in range(LOAD_ATTEMPTS - 1):
+            manifest = _read_manifest(folder)
+            if manifest is None:
+                return None
+            try:
+                return cls._load_generation(folder, manifest, settings)
+            except IndexCorruptError:
+                newer = _read_manifest(folder)
+                if newer is None or newer.get("generation") == manifest.get("generation"):
+                    raise  # nothing replaced it: the files really are damaged
         manifest = _read_manifest(folder)
-        if manifest is None:
-            return None
+        return None if manifest is None else cls._load_generation(folder, manifest, settings)
+
+    @classmethod
+    def _load_generation(cls, folder: Path, manifest: dict, settings: Settings) -> "VectorIndex":
+        """The index files that `manifest` names, verified against its checksums."""
         if manifest.get("format") != FORMAT:
             raise IndexCorruptError(f"{folder}: unknown index format {manifest.get('format')!r}")
         try:
