@@ -426,6 +426,9 @@ def test_small_requests_and_empty_answers():
     for kw in paths:  # a float64 query vector: the same answer, float32 scores
         wide = index.search(index.codec.floats(q)[0].astype(np.float64), index.codec.bits(q), 5, **kw)
         assert wide.scores.dtype == np.float32 and wide.ids.tolist() == search(index, q, 5, **kw).ids.tolist(), kw
+    with pytest.raises(ValueError, match="binary search needs the query's sign bits"):
+        index.search(index.codec.floats(q), None, 5, binary=True)
+    assert search(index, q, 5).ids.tolist() == index.search(index.codec.floats(q), None, 5).ids.tolist()
     gone = search(index, q, 5, excluded=ids)  # everything excluded
     assert (len(gone.ids), gone.ids.dtype, gone.scores.dtype) == (0, np.int64, np.float32)
     with pytest.raises(NotFoundError, match=r"item row\(s\) \[1, 2, 3, 4, 5\] are not"):

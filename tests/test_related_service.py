@@ -132,6 +132,48 @@ def test_ranker_features_match_what_related_computes(catalogue):
     assert np.allclose(graph_only.features_for([0], seen.nodes), seen.features, atol=1e-6)
 
 
+def test_features_for_a_weighted_set_and_for_a_query_without_candidates(catalogue):
+    """A weighted set of query items: features_for scores looks against the same weighted query vector as
+    `related` (it once used the plain mean); a query with nothing related gets zero rows, not an error."""
+    svc = service(catalogue)
+    result = svc.related([0, 7], weights=[1.0, 0.2], k=20)
+    rows = svc.features_for([0, 7], result.nodes, weights=[1.0, 0.2])
+    assert np.allclose(rows, result.features, atol=1e-6)
+    lonely = service(catalogue, visual=False)
+    assert len(lonely.related([12], k=5).nodes) == 0  # on no board, and no index to look with
+    rows = lonely.features_for([12], [0, 7])
+    assert rows.shape == (2, len(FEATURES)) and not rows[:, :5].any()
+
+
+def test_related_defaults_signals_explanations_and_vectors(catalogue):
+    """Ten results unless asked otherwise; a single-signal ranking lists only what that generator proposed; the
+    heuristic a cold query gets is the cold one; explanations round features to 4 places; unit_vectors (for
+    pruning boards) are each item's stored vector, zeros for items not indexed."""
+    from viscover.related.candidates import COOCCURRENCE, PIXIE, VISUAL, heuristic_score
+
+    graph, index, _, _ = catalogue
+    svc = service(catalogue)
+    assert len(svc.related([3]).nodes) == 10
+    light = svc.related([3], weights=[0.25], k=20)  # a lone item's weight does not change its looks
+    assert np.allclose(light.features[:, 4], svc.related([3], k=20).features[:, 4])
+    for name, flag in (("pixie", PIXIE), ("cooccurrence", COOCCURRENCE), ("visual", VISUAL)):
+        only = svc.related([3], k=20, score_by=name)
+        assert len(only.nodes) and all(s & flag for s in only.sources), name
+    assert len(svc.related([3], k=20, score_by="cooccurrence").nodes) == 8 < len(svc.related([3], k=20).nodes)
+    cold = svc.related([12], k=8)
+    assert cold.cold and np.allclose(cold.scores, heuristic_score(cold.features, True))
+    assert not np.allclose(cold.scores, heuristic_score(cold.features, False))
+    for i in range(len(cold.nodes)):
+        assert cold.explain(i)["features"] == {n: round(float(v), 4) for n, v in zip(FEATURES, cold.features[i])}
+    assert any(v != round(v, 3) for v in cold.explain(0)["features"].values())  # 4 places really kept
+    partial = VisualNeighbours(graph, VectorIndex.build(np.arange(100, 107), np.arange(100, 107),
+                                                        index.stored_floats(np.arange(100, 107)), Settings(),
+                                                        codec=Codec.identity(DIM)))
+    unit, present = partial.unit_vectors()
+    assert unit.shape == (14, DIM) and present.tolist() == [True] * 7 + [False] * 7
+    assert np.allclose(unit[:7], index.stored_floats(np.arange(100, 107)), atol=1e-6) and not unit[7:].any()
+
+
 def test_hits_as_json():
     class Item:
         def to_dict(self):

@@ -152,12 +152,14 @@ class VectorIndex:
         """Sign bits of live items: those of their stored floats (normalising does not change signs)."""
         return np.packbits(self.stored_floats(item_ids) > 0, axis=1)
 
-    def search(self, floats: np.ndarray, bits: np.ndarray, k: int, *, binary: bool = False,
+    def search(self, floats: np.ndarray, bits: np.ndarray | None, k: int, *, binary: bool = False,
                allowed: np.ndarray | None = None, excluded: np.ndarray | None = None) -> Hits:
-        """Top-k live items for one query given as its float vector (and sign bits for binary search).
+        """Top-k live items for one query given as its float vector (and sign bits, needed for binary search).
 
         `allowed` restricts results to those ids (a filter); `excluded` removes ids (e.g. the query item).
         """
+        if binary and bits is None:
+            raise ValueError("binary search needs the query's sign bits")
         floats = np.asarray(floats, np.float32).reshape(1, -1)
         if allowed is not None:
             allowed = np.asarray(allowed, np.int64)

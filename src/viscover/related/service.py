@@ -74,8 +74,8 @@ class VisualNeighbours:
         return unit, present
 
     def neighbours(self, query_vector: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        bits = np.packbits(query_vector > 0).reshape(1, -1)
-        hits = self.index.search(query_vector, bits, k)
+        """The k nearest indexed items that are graph nodes (float search: no sign bits needed)."""
+        hits = self.index.search(query_vector, None, k)
         nodes = self.graph.left_index(hits.ids)
         keep = nodes >= 0
         return nodes[keep], hits.scores[keep]
@@ -112,20 +112,17 @@ class RelatedItems:
         on logged (query, shown item) pairs."""
         cands, q, _, _ = self.candidates(query_nodes, weights, want_domain)
         wanted = np.asarray(candidate_nodes, np.int64)
-        pos = np.searchsorted(cands.nodes, wanted)
-        pos = np.minimum(pos, max(len(cands) - 1, 0))
-        known = (cands.nodes[pos] == wanted) if len(cands) else np.zeros(len(wanted), bool)
-        merged = CandidateSet(wanted, np.where(known, cands.pixie[pos], 0.0) if len(cands) else np.zeros(len(wanted)),
-                              np.where(known, cands.cooccurrence[pos], 0.0) if len(cands) else np.zeros(len(wanted)),
-                              np.zeros(len(wanted)), np.where(known, cands.sources[pos], 0).astype(np.uint8)
-                              if len(cands) else np.zeros(len(wanted), np.uint8))
-        if self.visual is not None:
-            present, vecs = self.visual.vectors(q)
-            if present.any():
-                query_vec = vecs.mean(0)
-                query_vec /= max(np.linalg.norm(query_vec), 1e-12)
-                c_present, c_vecs = self.visual.vectors(wanted)
-                merged.visual[c_present] = c_vecs @ query_vec
+        pixie, cooc = np.zeros(len(wanted)), np.zeros(len(wanted))
+        if len(cands):
+            pos = np.minimum(np.searchsorted(cands.nodes, wanted), len(cands) - 1)
+            known = cands.nodes[pos] == wanted
+            pixie[known], cooc[known] = cands.pixie[pos[known]], cands.cooccurrence[pos[known]]
+        # (sources are not a feature)
+        merged = CandidateSet(wanted, pixie, cooc, np.zeros(len(wanted)), np.zeros(len(wanted), np.uint8))
+        query_vec = self._query_vector(q, self._weights(q, weights))
+        if query_vec is not None:
+            c_present, c_vecs = self.visual.vectors(wanted)
+            merged.visual[c_present] = c_vecs @ query_vec
         # normalise walk/co-occurrence by the maxima over the full candidate set, as `related` does
         x = features(merged, self.graph, q, self.attrs)
         x[:, 0] = merged.pixie / max(float(cands.pixie.max(initial=0.0)), 1e-12)
@@ -137,15 +134,10 @@ class RelatedItems:
         visual neighbours, so that items nobody has saved yet still get graph-based recommendations."""
         p = self.params
         q = np.atleast_1d(np.asarray(query_nodes, np.int64))
-        w = np.ones(len(q)) if weights is None else np.atleast_1d(np.asarray(weights, np.float64))
+        w = self._weights(q, weights)
         degree = self.graph.left_degree()
         cold = int(degree[q].sum()) < p.cold_degree
-        query_vec = None
-        if self.visual is not None:
-            present, vecs = self.visual.vectors(q)
-            if present.any():
-                mean = (vecs * w[present, None]).sum(0)
-                query_vec = (mean / max(np.linalg.norm(mean), 1e-12)).astype(np.float32)
+        query_vec = self._query_vector(q, w)
         parts: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         seeds, seed_w = q[degree[q] > 0], w[degree[q] > 0]
         if query_vec is not None:
@@ -171,3 +163,17 @@ class RelatedItems:
             cands.visual = sims
             cands = cands.drop(sims > 1.0 - p.dedup_threshold)  # near-duplicates of the query
         return cands, q, cold, seeds
+
+    @staticmethod
+    def _weights(q: np.ndarray, weights) -> np.ndarray:
+        return np.ones(len(q)) if weights is None else np.atleast_1d(np.asarray(weights, np.float64))
+
+    def _query_vector(self, q: np.ndarray, w: np.ndarray) -> np.ndarray | None:
+        """The unit-length weighted mean of the query items' vectors (None without an index or indexed items)."""
+        if self.visual is None:
+            return None
+        present, vecs = self.visual.vectors(q)
+        if not present.any():
+            return None
+        mean = (vecs * w[present, None]).sum(0)
+        return (mean / max(np.linalg.norm(mean), 1e-12)).astype(np.float32)
