@@ -310,8 +310,8 @@ def test_add_search_and_delete_items(writable):
     client, engine = writable
     auth = {"X-API-Key": KEY}
     extra = [r for r in _extra_rows() if r["split"] == "val"][:3]
-    rows = [{"id": f"new-{i}", "path": r["path"], "title": "added over HTTP", "label.product": r["label.product"]}
-            for i, r in enumerate(extra)]
+    rows = [{"id": f"new-{i}", "path": r["path"], "title": "added over HTTP", "description": f"photo {i}",
+             "label.product": r["label.product"]} for i, r in enumerate(extra)]
     rows.append({"id": "broken", "path": str(GROCERY / "no-such-file.jpg")})
     accepted = _ok(client.post("/api/items", json={"items": rows}, headers=auth), 202)
     assert accepted["status_url"] == f"/api/jobs/{accepted['job']['id']}"
@@ -323,7 +323,7 @@ def test_add_search_and_delete_items(writable):
     image = Path(extra[0]["path"]).read_bytes()
     top = _ok(client.post("/api/search", params={"k": 1}, files={"file": ("q.jpg", image)}))["results"][0]
     assert top["id"] == "new-0" and top["score"] > 0.99
-    assert _item(client, "new-1")["title"] == "added over HTTP"
+    assert (_item(client, "new-1")["title"], _item(client, "new-1")["description"]) == ("added over HTTP", "photo 1")
     assert any(j["id"] == job["id"] for j in _ok(client.get("/api/jobs", headers=auth))["jobs"])
 
     gone = _wait(client, _ok(client.delete("/api/items/new-1", headers=auth), 202)["job"])
