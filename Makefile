@@ -47,9 +47,12 @@ bench: install
 	$(BIN)/python benchmarks/dedup_calibration.py --json benchmarks/results/dedup_calibration.json
 
 # not part of `make test`: mutmut runs each core module's own tests against every mutant (see benchmarks/mutate.py)
+# mutants tested at once: one per core
+MUTATE_WORKERS ?= 2
 mutate: install
 	mkdir -p benchmarks/results
-	$(BIN)/python benchmarks/mutate.py $(foreach m,$(MODULE),--module $(m)) --json benchmarks/results/mutation.json
+	$(BIN)/python benchmarks/mutate.py $(foreach m,$(MODULE),--module $(m)) --workers $(MUTATE_WORKERS) \
+		--json benchmarks/results/mutation.json
 
 clean:
 	rm -rf $(VENV) $(DEMO_HOME) .cache .pytest_cache .mutmut mutants
