@@ -269,7 +269,7 @@ class VectorIndex:
 
         Readers take no lock: a save that lands while this reads replaces the generation being read and removes
         its files. Then the manifest names a newer generation, and that one is read instead."""
-        for _ in range(LOAD_ATTEMPTS - 1):
+        for attempt in range(LOAD_ATTEMPTS):
             manifest = _read_manifest(folder)
             if manifest is None:
                 return None
@@ -277,10 +277,10 @@ class VectorIndex:
                 return cls._load_generation(folder, manifest, settings)
             except IndexCorruptError:
                 newer = _read_manifest(folder)
-                if newer is None or newer.get("generation") == manifest.get("generation"):
-                    raise  # nothing replaced it: the files really are damaged
-        manifest = _read_manifest(folder)
-        return None if manifest is None else cls._load_generation(folder, manifest, settings)
+                replaced = newer is not None and newer.get("generation") != manifest.get("generation")
+                if not replaced or attempt == LOAD_ATTEMPTS - 1:
+                    raise  # the files really are damaged, or saves kept landing
+        raise AssertionError("unreachable")
 
     @classmethod
     def _load_generation(cls, folder: Path, manifest: dict, settings: Settings) -> "VectorIndex":
