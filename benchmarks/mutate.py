@@ -41,7 +41,7 @@ Run (from the repository root; with one worker the whole set was estimated at 5-
 measured on metrics, netguard and losses, more where each test run re-creates an indexed or trained fixture):
 
     .venv/bin/python benchmarks/mutate.py --json benchmarks/results/mutation.json
-    .venv/bin/python benchmarks/mutate.py --module eval.metrics --module imaging.netguard --json ...
+    .venv/bin/python benchmarks/mutate.py --module metrics --module imaging.netguard --json ...
     .venv/bin/python benchmarks/mutate.py --list
 
 A run of some modules replaces those modules in an existing report and keeps the others (each module entry has its
@@ -100,7 +100,7 @@ MODULES: dict[str, tuple[str, tuple[str, ...]]] = {
     "index.faiss_index": ("src/viscover/index/faiss_index.py", INDEX_TESTS),
     "index.codec": ("src/viscover/index/codec.py", INDEX_TESTS + ("tests/test_eval.py",)),
     # related_metrics is also used by `viscover eval-related` (tests/test_related.py)
-    "eval.metrics": ("src/viscover/eval/metrics.py", EVAL_TESTS + ("tests/test_related.py",)),
+    "metrics": ("src/viscover/metrics.py", EVAL_TESTS + ("tests/test_related.py",)),
     "eval.retrieval": ("src/viscover/eval/retrieval.py", EVAL_TESTS),
     "train.losses": ("src/viscover/train/losses.py", TRAIN_TESTS),
     "train.loop": ("src/viscover/train/loop.py", TRAIN_TESTS),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from viscover.eval.metrics import ranking_metrics
+from viscover.metrics import ranking_metrics
 
 
 def brute_force(scores, q_labels, g_labels, self_index, ks):

@@ -14,7 +14,7 @@ from conftest import SHARED, clothing_subset, needs_data, write_csv
 from viscover import Engine, Settings
 from viscover.cli.app import app
 from viscover.errors import BadRequestError, NotFoundError
-from viscover.eval.metrics import related_metrics
+from viscover.metrics import related_metrics
 from viscover.graph import Bipartite
 from viscover.graph.prune import PruneParams, board_coherence, prune
 

@@ -19,7 +19,8 @@ def cache_dir() -> Path:
 
 @dataclass(frozen=True)
 class Home:
-    """The layout of one catalogue's home folder (see the README's architecture section)."""
+    """Every path of one catalogue's home folder (see the README's architecture section); nothing else in the
+    package joins paths under a home."""
 
     root: Path
 
@@ -28,15 +29,48 @@ class Home:
         return f"sqlite:///{self.root / 'catalog.sqlite'}"
 
     @property
+    def write_lock(self) -> Path:
+        """The lock file that allows one writer per home, across processes."""
+        return self.root / ".write.lock"
+
+    @property
     def images(self) -> Path:
+        """Uploaded and downloaded image files, by content hash."""
         return self.root / "images"
 
+    @property
+    def embeddings_root(self) -> Path:
+        return self.root / "embeddings"
+
     def embeddings(self, model_key: str) -> Path:
-        return self.root / "embeddings" / model_key
+        return self.embeddings_root / model_key
+
+    @property
+    def index_root(self) -> Path:
+        return self.root / "index"
 
     def index(self, model_key: str) -> Path:
-        return self.root / "index" / model_key
+        return self.index_root / model_key
+
+    @property
+    def graph(self) -> Path:
+        """The item-board graph built from the catalogue (CSR arrays + the catalogue signature it was built from)."""
+        return self.root / "graph"
+
+    @property
+    def ranker(self) -> Path:
+        """The learned ranker of related items, when one was trained and saved."""
+        return self.root / "rank"
 
     @property
     def models(self) -> Path:
         return self.root / "models"
+
+    @property
+    def thumbnails(self) -> Path:
+        return self.root / "cache" / "thumbs"
+
+    @property
+    def uploads(self) -> Path:
+        """Manifests and files uploaded over HTTP, kept until their ingest job has read them."""
+        return self.root / "uploads"

@@ -1,1 +1,2 @@
-"""Evaluation: retrieval metrics (Recall@K, MAP@R) and the manifest-based `viscover eval`."""
+"""Evaluation on manifests: `viscover eval` (retrieval) and `viscover eval-related` (related items); the metrics
+themselves are in viscover.metrics, shared with training."""

@@ -20,7 +20,7 @@ from viscover.config import Settings
 from viscover.embed import load_embedder
 from viscover.embed.pipeline import ImageJob, embed_images
 from viscover.errors import BadManifestError
-from viscover.eval.metrics import related_metrics
+from viscover.metrics import related_metrics
 from viscover.graph.bipartite import Bipartite
 from viscover.graph.holdout import hidden_memberships
 from viscover.graph.prune import PruneParams

@@ -19,7 +19,7 @@ from viscover.config import Settings
 from viscover.embed import Embedder, load_embedder
 from viscover.embed.pipeline import ImageJob, embed_images
 from viscover.errors import BadManifestError
-from viscover.eval.metrics import ranking_metrics
+from viscover.metrics import ranking_metrics
 from viscover.index.codec import Codec
 from viscover.progress import ProgressFactory, no_progress
 

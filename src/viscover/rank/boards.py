@@ -15,7 +15,7 @@ from typing import Callable
 
 import numpy as np
 
-from viscover.eval.metrics import related_metrics
+from viscover.metrics import related_metrics
 from viscover.graph.bipartite import Bipartite
 from viscover.graph.holdout import hidden_memberships
 from viscover.rank.ranker import RankParams, Ranker, lgb_params

@@ -22,7 +22,7 @@ import torch
 from viscover.catalog.records import Problem
 from viscover.config import Settings
 from viscover.errors import ConfigError
-from viscover.eval.metrics import ranking_metrics
+from viscover.metrics import ranking_metrics
 from viscover.fsutil import atomic_path
 from viscover.progress import ProgressFactory, no_progress
 from viscover.train.config import TrainConfig
