@@ -1,10 +1,32 @@
-"""Errors a user can cause. Each message names the input and says what to do; the CLI and server show it as is."""
+"""Errors a user can cause. Each message names the input and says what is wrong; what to run to fix it depends on
+where the user is (a shell command, an HTTP request, a Python call), so lower layers name the fix as a `Remedy`
+and each shell phrases it in its own terms (viscover.cli.hints, viscover.serve.hints)."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Remedy:
+    """The operation that would fix an error, e.g. Remedy("index", model="hf:...") when no index exists yet.
+
+    Actions: "index" (embed and index the catalogue), "rebuild-index" (rebuild a damaged index from the stored
+    embeddings), "ingest" (create or fill a catalogue), "list-items" (find valid item ids), "train-ranker"
+    (train the related-items ranker again), "ingest-engagement" (load an engagement log), "force-save" (save a
+    ranker that lost to the heuristic)."""
+
+    action: str
+    model: str | None = None
+    path: str | None = None  # a file or folder the fix concerns (shown by local shells only, never over HTTP)
 
 
 class ViscoverError(Exception):
     """Base of every error caused by input (a file, a row, an id, a request), not by a bug."""
+
+    def __init__(self, message: str = "", *, remedy: Remedy | None = None):
+        super().__init__(message)
+        self.remedy = remedy
 
 
 class ConfigError(ViscoverError):
@@ -33,3 +55,7 @@ class ModelError(ViscoverError):
 
 class UnavailableError(ViscoverError):
     """An optional feature that is not set up here, e.g. object detection without a detector model."""
+
+
+class IndexCorruptError(ViscoverError):
+    """Index files are missing, truncated or fail their checksum; rebuild them from stored embeddings."""

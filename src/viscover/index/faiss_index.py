@@ -16,17 +16,13 @@ import faiss
 import numpy as np
 
 from viscover.config import Settings
-from viscover.errors import NotFoundError, ViscoverError
+from viscover.errors import IndexCorruptError, NotFoundError
 from viscover.fsutil import atomic_path, atomic_write_bytes, sha256_file
 from viscover.index.codec import Codec
 
 FORMAT = "viscover-index/1"
 MANIFEST = "manifest.json"
 LOAD_ATTEMPTS = 5  # saves landing during one load: each retry reads the newer generation
-
-
-class IndexCorruptError(ViscoverError):
-    """Index files are missing, truncated or fail their checksum; rebuild them from stored embeddings."""
 
 
 @dataclass
