@@ -22,13 +22,17 @@ from viscover.catalog.ingest import IngestReport, ingest
 from viscover.catalog.records import Problem
 from viscover.catalog.roots import parse_roots
 from viscover.catalog.sources import open_source
+from viscover.catalog.browse import BoardSummary, board_page, boards_page, catalogue_image, image_file
+from viscover.catalog.records import Item
 from viscover.catalog.store import CatalogStore, Filters
 from viscover.config import Settings
 from viscover.embed import Embedder, load_embedder, resolve_model
 from viscover.embed.pipeline import ImageJob, decode_pixels, embed_batch, embed_images
 from viscover.embed.vectors import EmbeddingStore
-from viscover.errors import BadImageError, BadRequestError, NotFoundError, UnavailableError
-from viscover.imaging import CropBox, decode_image, read_image_bytes
+from viscover.errors import BadImageError, BadRequestError, NotFoundError, Remedy
+from viscover.imaging import CropBox
+from viscover.imaging.thumbnails import SIZES as THUMBNAIL_SIZES
+from viscover.imaging.thumbnails import thumbnail
 from viscover.index import Codec, IndexCorruptError, VectorIndex
 from viscover.index.faiss_index import MANIFEST as INDEX_MANIFEST
 from viscover.fsutil import HomeLock, atomic_write_bytes
@@ -36,10 +40,11 @@ from viscover.paths import Home
 from viscover.progress import ProgressFactory, no_progress
 from viscover.search.results import SearchHit
 from viscover.search.searcher import run_search
+from viscover.shop import SceneObjects, ShopService
 
 if TYPE_CHECKING:  # heavy imports (numba) only when related items are used
     from viscover.catalog.engagement import EngagementReport
-    from viscover.detect import Detection, Detector
+    from viscover.detect import Detector
     from viscover.graph import Bipartite
     from viscover.related.service import RelatedHit, RelatedItems
 
@@ -67,17 +72,6 @@ class IndexReport:
                 "kind": self.kind, "seconds": round(self.seconds, 3)}
 
 
-@dataclass
-class SceneObjects:
-    """Objects detected in one image, with the image's upright size."""
-
-    width: int
-    height: int
-    objects: list["Detection"]
-    data: bytes = field(default=b"", repr=False)  # the image's bytes, to crop each object from
-    hits: list[list[SearchHit]] = field(default_factory=list)  # per object, with shop_the_look
-
-
 class Engine:
     """A catalogue home folder: its store, embeddings and indexes, and every operation on them."""
 
@@ -86,8 +80,7 @@ class Engine:
         """Open the catalogue in `home`; with create=False a missing home is an error instead of a new catalogue."""
         self.home = Home(Path(home).expanduser().resolve())
         if not create and not self.home.root.is_dir():
-            raise NotFoundError(f"no catalogue at {self.home.root}; create one with `viscover ingest SOURCE "
-                                f"--home {home}` or point --home (or VISCOVER_HOME) at an existing one")
+            raise NotFoundError(f"no catalogue at {self.home.root}", remedy=Remedy("create-home", path=str(home)))
         self.settings = settings or Settings.load(self.home.root)
         url = db or self.settings.db or self.home.db_url
         if url.startswith("sqlite"):
@@ -103,8 +96,8 @@ class Engine:
         # `index` and `remove` work on a fresh copy and swap it in.
         self._cache_lock = threading.RLock()
         self._walk_lock = threading.Lock()
-        self._detector = None
-        self._write_lock = HomeLock(self.home.root / ".write.lock")  # one writer per home, across processes
+        self._write_lock = HomeLock(self.home.write_lock)  # one writer per home, across processes
+        self._shop = ShopService(self.settings, self.embedder, self._search_rows, self._cache_lock)
 
     def close(self) -> None:
         self.store.close()
@@ -151,6 +144,43 @@ class Engine:
                 self._keep_index(folder.name, index)  # swap in the updated copy
         deleted = self.store.delete_items(list(found))
         return [k for k in keys if k not in deleted]
+
+    # ---- catalogue reads (viscover.catalog.browse) -------------------------------------------------------------
+    def item(self, key: str) -> Item:
+        """One item by its id; NotFoundError names an unknown id."""
+        return self.store.item(key)
+
+    def items(self, filters: Filters = Filters(), *, offset: int = 0, limit: int = 50) -> tuple[list[Item], int]:
+        """One page of items (catalogue order) matching `filters`, and how many match in all."""
+        return self.store.page_items(filters, offset, limit)
+
+    def boards(self, *, offset: int = 0, limit: int = 50) -> tuple[list[BoardSummary], int]:
+        """One page of boards by name (size and cover item), and the number of boards."""
+        return boards_page(self.store, offset, limit)
+
+    def board_items(self, name: str, *, offset: int = 0, limit: int = 50) -> tuple[list[Item], int]:
+        """One page of a board's items, and its size; NotFoundError for an unknown board."""
+        return board_page(self.store, name, offset, limit)
+
+    def counts(self) -> dict:
+        """Catalogue counts (items, images, labels per task, domains, boards, undecodable images)."""
+        return self.store.stats()
+
+    def image_file(self, sha256: str) -> tuple[Path, str]:
+        """The local file and format of an item's image, by content hash (only images items show)."""
+        return image_file(self.store, sha256)
+
+    def thumbnail(self, sha256: str, size: int) -> Path:
+        """A JPEG thumbnail (longest side `size`, one of THUMBNAIL_SIZES) of an item's image, made once and cached."""
+        if size not in THUMBNAIL_SIZES:
+            raise BadRequestError(f"thumbnail size {size}: choose one of {', '.join(map(str, THUMBNAIL_SIZES))}")
+        uri, _ = catalogue_image(self.store, sha256)
+        s = self.settings
+        try:
+            return thumbnail(uri, sha256, size, self.home.thumbnails, max_pixels=s.max_image_pixels,
+                             max_bytes=s.max_image_bytes)
+        except BadImageError as e:
+            raise NotFoundError(f"image {sha256} cannot be shown: {e}") from None
 
     # ---- models and indexes ----------------------------------------------------------------------------------
     def embedder(self, model: str | None = None) -> Embedder:
@@ -303,50 +333,39 @@ class Engine:
         return run_search(self.store, index, floats, bits, k=k, filters=filters, binary=binary, exclude=exclude,
                           collapse=collapse, dedup_threshold=self.settings.dedup_threshold)
 
-    # ---- objects in scenes ----------------------------------------------------------------------------------
+    # ---- objects in scenes (viscover.shop) ------------------------------------------------------------------
     def detector(self) -> "Detector":
         """The object detector of the `detector` setting, loaded once; UnavailableError when none is set."""
-        from viscover.detect import load_detector
+        return self._shop.detector()
 
-        if not self.settings.detector:
-            raise UnavailableError("object detection is off: set the detector setting (VISCOVER_DETECTOR or "
-                                   "viscover.toml) to a CenterNet ONNX file")
-        with self._cache_lock:
-            if self._detector is None:
-                self._detector = load_detector(self.settings.detector, threads=self.settings.inference_threads)
-            return self._detector
-
-    def detect(self, image: str | Path | bytes, *, min_score: float | None = None) -> "SceneObjects":
+    def detect(self, image: str | Path | bytes, *, min_score: float | None = None) -> SceneObjects:
         """Objects in an image (file, URL or bytes), boxes in the upright image's pixels: each box is a crop to
         search by ("shop the look")."""
-        detector = self.detector()
-        data = image if isinstance(image, bytes) else read_image_bytes(image, max_bytes=self.settings.max_image_bytes,
-                                                                       timeout=self.settings.url_timeout,
-                                                                       url_allow_hosts=self.settings.url_allow_hosts)
-        name = "uploaded image" if isinstance(image, bytes) else str(image)
-        img = decode_image(data, max_pixels=self.settings.max_image_pixels, name=name)
-        score = self.settings.detect_min_score if min_score is None else min_score
-        return SceneObjects(img.width, img.height, detector.detect(img, min_score=score), data)
+        return self._shop.detect(image, min_score=min_score)
+
+    def detect_item(self, key: str, *, min_score: float | None = None) -> SceneObjects:
+        """Objects in a catalogue item's image."""
+        return self._shop.detect(self.store.item(key).uri, min_score=min_score)
 
     def shop_the_look(self, image: str | Path | bytes, *, k: int | None = None, filters: Filters = Filters(),
                       min_score: float | None = None, max_objects: int = 8, exclude_item: str | None = None,
-                      binary: bool = False, model: str | None = None) -> "SceneObjects":
+                      binary: bool = False, model: str | None = None) -> SceneObjects:
         """Detect the objects in a scene and search the catalogue for each one by its box (one batch through the
         model); `exclude_item` drops the scene's own item from the results."""
-        scene = self.detect(image, min_score=min_score)
-        scene.objects = scene.objects[:max_objects]
+        return self._shop.shop_the_look(image, k=k, filters=filters, min_score=min_score, max_objects=max_objects,
+                                        exclude_item=exclude_item, binary=binary, model=model)
+
+    def shop_the_look_item(self, key: str, **options) -> SceneObjects:
+        """Shop the look on a catalogue item's image, the item itself (and its copies) left out of the results."""
+        return self.shop_the_look(self.store.item(key).uri, exclude_item=key, **options)
+
+    def _search_rows(self, raw: np.ndarray, *, k, filters, binary, exclude_item, model) -> list[list[SearchHit]]:
         index = self.vector_index(model)
-        embedder = self.embedder(model)
         exclude = None
         if exclude_item is not None:
             exclude = self.store.item_ids_with_images([self.store.item(exclude_item).image_id])
-        if scene.objects:
-            pixels = np.stack([decode_pixels(scene.data, embedder.spec, self.settings, name="scene", crop=o.box)
-                               for o in scene.objects])
-            raw = np.asarray(embedder.embed(pixels), np.float32)
-            scene.hits = [self._search(index, index.codec.floats(raw[i:i + 1]), index.codec.bits(raw[i:i + 1]), k,
-                                       filters, binary, True, exclude=exclude) for i in range(len(scene.objects))]
-        return scene
+        return [self._search(index, index.codec.floats(raw[i:i + 1]), index.codec.bits(raw[i:i + 1]), k,
+                             filters, binary, True, exclude=exclude) for i in range(len(raw))]
 
     # ---- related items ---------------------------------------------------------------------------------------
     def item_graph(self) -> "Bipartite":

@@ -11,10 +11,12 @@ from dataclasses import dataclass
 class Remedy:
     """The operation that would fix an error, e.g. Remedy("index", model="hf:...") when no index exists yet.
 
-    Actions: "index" (embed and index the catalogue), "rebuild-index" (rebuild a damaged index from the stored
-    embeddings), "ingest" (create or fill a catalogue), "list-items" (find valid item ids), "train-ranker"
-    (train the related-items ranker again), "ingest-engagement" (load an engagement log), "force-save" (save a
-    ranker that lost to the heuristic)."""
+    Actions (each shell's hints module phrases every one): "index" (embed and index the catalogue),
+    "rebuild-index" (rebuild a damaged index from the stored embeddings), "create-home" (no catalogue at a home:
+    ingest into it or point at another), "ingest" (ingest an item again, e.g. its image file moved),
+    "list-items" / "list-boards" (find valid ids), "image-url" (address images as items' image URLs give them),
+    "train-ranker" (train the related-items ranker again), "ingest-engagement" (load an engagement log),
+    "force-save" (save a ranker that lost to the heuristic)."""
 
     action: str
     model: str | None = None

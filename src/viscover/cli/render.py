@@ -10,7 +10,7 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColum
                            TimeElapsedColumn, TimeRemainingColumn)
 from rich.table import Table
 
-from viscover.progress import Advance
+from viscover import Advance
 
 console = Console()
 err_console = Console(stderr=True)
@@ -27,7 +27,7 @@ def rich_progress(description: str, total: int | None) -> Iterator[Advance]:
         yield lambda n: bar.advance(task, n)
 
 
-def _problems(problems: list, what: str, total: int | None = None) -> None:
+def problems(problems: list, what: str, total: int | None = None) -> None:
     """List the first problems; `total` counts them all when the list holds only the first ones."""
     total = len(problems) if total is None else total
     if not total:
@@ -47,7 +47,7 @@ def print_ingest_report(report) -> None:
                   + (f", {report.repeated} repeated rows ignored" if report.repeated else ""), highlight=False)
     if report.ignored_columns:
         console.print(f"ignored columns: {', '.join(report.ignored_columns)}")
-    _problems(report.skipped, "rows", report.skipped_total)
+    problems(report.skipped, "rows", report.skipped_total)
 
 
 def print_index_report(report) -> None:
@@ -56,7 +56,7 @@ def print_index_report(report) -> None:
                   f"{report.size} items, {report.kind} float index", highlight=False)
     if report.rebuild_reason:
         console.print(f"rebuild: {report.rebuild_reason}")
-    _problems(report.failed, "images")
+    problems(report.failed, "images")
 
 
 def print_hits(hits, query: str, crop=None) -> None:
@@ -122,7 +122,7 @@ def print_eval(report) -> None:
     if report.float["queries_without_match"]:
         console.print(f"{report.float['queries_without_match']} queries had no gallery item with their label "
                       "and were left out")
-    _problems(report.skipped, "rows")
+    problems(report.skipped, "rows")
 
 
 def print_info(data: dict) -> None:
@@ -145,7 +145,7 @@ def print_info(data: dict) -> None:
 
 
 def print_settings() -> None:
-    from viscover.config import Settings
+    from viscover import Settings
 
     table = Table(title="settings (viscover.toml in the home, VISCOVER_<NAME> variables, or options)",
                   title_justify="left")
@@ -157,7 +157,7 @@ def print_settings() -> None:
 
 
 def print_models() -> None:
-    from viscover.embed.registry import describe_models
+    from viscover import describe_models
 
     table = Table(title="embedding models (--model)", title_justify="left")
     table.add_column("name")

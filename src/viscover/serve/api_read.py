@@ -7,11 +7,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, Query, Request, UploadFile
 
-from viscover.catalog.store import Filters
-from viscover.errors import BadRequestError, NotFoundError, ViscoverError
-from viscover.index import IndexCorruptError
-from viscover.imaging import CropBox, parse_crop
+from viscover import BadRequestError, CropBox, IndexCorruptError, NotFoundError, ViscoverError, parse_crop
 from viscover.serve import schemas as s
+from viscover.serve.hints import detail
 from viscover.serve.deps import EngineDep, FiltersDep, TooLargeError, item_out, page
 
 router = APIRouter(prefix="/api")
@@ -39,12 +37,12 @@ def ready(engine: EngineDep, request: Request):
     """The catalogue is indexed and searches can be answered (readiness); 503 with the reason otherwise."""
     from fastapi.responses import JSONResponse
 
-    body = {"ready": True, "items": engine.store.stats()["items"], "indexed": 0, "model": engine.settings.model,
+    body = {"ready": True, "items": engine.counts()["items"], "indexed": 0, "model": engine.settings.model,
             "reason": None, "jobs_pending": request.app.state.jobs.pending()}
     try:
         body["indexed"] = len(engine.vector_index())
     except (NotFoundError, IndexCorruptError) as e:
-        body.update(ready=False, reason=str(e))
+        body.update(ready=False, reason=detail(e))
         return JSONResponse(body, status_code=503)
     return body
 
@@ -69,32 +67,29 @@ def info(engine: EngineDep, request: Request) -> dict:
 @router.get("/items", response_model=s.ItemPage, responses=s.ERRORS, tags=["catalogue"])
 def list_items(engine: EngineDep, filters: FiltersDep, offset: Offset = 0, limit: Limit = 50) -> dict:
     """Page through the catalogue (in ingest order), optionally filtered by label, domain or board."""
-    items, total = engine.store.page_items(filters, offset, limit)
+    items, total = engine.items(filters, offset=offset, limit=limit)
     return {"items": [item_out(i) for i in items], **page(total, offset, len(items))}
 
 
 @router.get("/items/{item_id:path}", response_model=s.ItemOut, responses=s.ERRORS, tags=["catalogue"])
 def get_item(item_id: str, engine: EngineDep) -> dict:
     """One item: metadata, labels, boards and image URLs."""
-    return item_out(engine.store.item(item_id))
+    return item_out(engine.item(item_id))
 
 
 @router.get("/boards", response_model=s.BoardPage, responses=s.ERRORS, tags=["catalogue"])
 def list_boards(engine: EngineDep, offset: Offset = 0, limit: Limit = 50) -> dict:
     """Boards by name, each with its size and first item as a cover."""
-    rows, total = engine.store.page_boards(offset, limit)
-    covers = engine.store.items_by_ids([first for _, _, first in rows])
-    boards = [{"name": n, "size": size, "cover": item_out(covers[first]) if first in covers else None}
-              for n, size, first in rows]
+    rows, total = engine.boards(offset=offset, limit=limit)
+    boards = [{"name": b.name, "size": b.size, "cover": item_out(b.cover) if b.cover is not None else None}
+              for b in rows]
     return {"boards": boards, **page(total, offset, len(rows))}
 
 
 @router.get("/boards/{name:path}", response_model=s.BoardItems, responses=s.ERRORS, tags=["catalogue"])
 def get_board(name: str, engine: EngineDep, offset: Offset = 0, limit: Limit = 50) -> dict:
     """The items of one board."""
-    if not engine.store.board_exists(name):
-        raise NotFoundError(f"unknown board {name!r}; list boards with GET /api/boards")
-    items, total = engine.store.page_items(Filters(board=name), offset, limit)
+    items, total = engine.board_items(name, offset=offset, limit=limit)
     return {"name": name, "items": [item_out(i) for i in items], **page(total, offset, len(items))}
 
 
@@ -191,7 +186,7 @@ def detect(engine: EngineDep, item: Annotated[str, Query(description="Detect obj
                                                          max_length=2000)], min_score: MinScore = None) -> dict:
     """Objects in an item's image (shop the look: search each one with its box as crop); 503 without a detector."""
     start = time.perf_counter()
-    return _detected(engine.detect(engine.store.item(item).uri, min_score=min_score), start)
+    return _detected(engine.detect_item(item, min_score=min_score), start)
 
 
 @router.post("/detect", response_model=s.DetectOut, responses=s.ERRORS, tags=["search"])
@@ -217,8 +212,8 @@ def shop(engine: EngineDep, filters: FiltersDep,
          max_objects: MaxObjects = 8, min_score: MinScore = None, binary: Binary = False) -> dict:
     """Shop the look: detect the objects in an item's image and search the catalogue for each one."""
     start = time.perf_counter()
-    scene = engine.shop_the_look(engine.store.item(item).uri, k=k, filters=filters, max_objects=max_objects,
-                                 min_score=min_score, exclude_item=item, binary=binary)
+    scene = engine.shop_the_look_item(item, k=k, filters=filters, max_objects=max_objects, min_score=min_score,
+                                      binary=binary)
     return _looks(scene, start)
 
 

@@ -12,8 +12,7 @@ from typing import Annotated
 from fastapi import APIRouter, File, Request, UploadFile
 from fastapi.responses import JSONResponse
 
-from viscover.engine import Engine
-from viscover.errors import BadRequestError, NotFoundError
+from viscover import BadRequestError, Engine, NotFoundError
 from viscover.serve import schemas as s
 from viscover.serve.deps import EngineDep, TooLargeError, WriteAccess
 from viscover.serve.jobs import Job
@@ -43,7 +42,7 @@ def _ingest_job(engine: Engine, manifest: Path):
 
 
 def _upload_dir(engine: Engine, job_hint: str) -> Path:
-    folder = engine.home.root / "uploads" / f"{job_hint}-{uuid.uuid4().hex[:12]}"
+    folder = engine.home.uploads / f"{job_hint}-{uuid.uuid4().hex[:12]}"
     folder.mkdir(parents=True)
     return folder
 

@@ -17,12 +17,11 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from viscover.engine import Engine
-from viscover.errors import (BadImageError, BadManifestError, BadRequestError, ConfigError, ModelError,
-                             NotFoundError, UnavailableError, ViscoverError)
-from viscover.index import IndexCorruptError
+from viscover import (BadImageError, BadManifestError, BadRequestError, ConfigError, Engine, IndexCorruptError,
+                      ModelError, NotFoundError, UnavailableError, ViscoverError)
 from viscover.serve import api_read, api_write, media
 from viscover.serve.deps import AuthError, TooLargeError
+from viscover.serve.hints import detail
 from viscover.serve.jobs import JobQueue
 from viscover.serve.metrics import Metrics
 
@@ -103,7 +102,7 @@ def _add_error_handlers(app: FastAPI) -> None:
         if isinstance(exc, AuthError):
             return error(exc.status, "unauthorized" if exc.status == 401 else "forbidden", str(exc))
         status, code = next((s, c) for kind, s, c in STATUS if isinstance(exc, kind))  # ViscoverError comes last
-        return error(status, code, str(exc))
+        return error(status, code, detail(exc))
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError):
@@ -182,7 +181,7 @@ class BodyLimit:
 
 
 def _sizes(engine: Engine, jobs: JobQueue) -> dict[str, float]:
-    out = {"items": float(engine.store.stats()["items"]), "jobs_pending": float(jobs.pending())}
+    out = {"items": float(engine.counts()["items"]), "jobs_pending": float(jobs.pending())}
     try:
         out["index_vectors"] = float(len(engine.vector_index()))
     except ViscoverError:

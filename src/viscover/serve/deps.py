@@ -8,10 +8,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Query, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
-from viscover.catalog.records import Item
-from viscover.catalog.store import Filters
-from viscover.engine import Engine
-from viscover.errors import ViscoverError
+from viscover import Engine, Filters, Item, ViscoverError
 
 
 class AuthError(ViscoverError):

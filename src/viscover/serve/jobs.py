@@ -16,8 +16,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
-from viscover.errors import ViscoverError
-from viscover.progress import Advance
+from viscover import Advance, ViscoverError
+from viscover.serve.hints import detail
 
 log = logging.getLogger("viscover.serve")
 KEEP = 200  # finished jobs remembered for status queries
@@ -97,7 +97,7 @@ class JobQueue:
                 job.result = work(job)
                 job.state = "done"
             except ViscoverError as e:
-                job.state, job.error = "failed", str(e)
+                job.state, job.error = "failed", detail(e)
             except Exception as e:  # a bug: keep serving, say what happened
                 log.error("job %s (%s) failed:\n%s", job.id, job.kind, traceback.format_exc())
                 job.state, job.error = "failed", f"internal error ({type(e).__name__}); see the server log"

@@ -5,8 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 
-from viscover.config import Settings
-from viscover.engine import Engine
+from viscover import Engine, Settings
 from viscover.serve.app import ServeOptions, create_app
 
 

@@ -1,0 +1,58 @@
+"""Catalogue reads for people browsing it (the CLI and the web UI): pages of items and boards, and the image files
+of items, addressed by content hash so that a caller can never name a path on the server."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from viscover.catalog.records import Item
+from viscover.catalog.store import CatalogStore, Filters
+from viscover.errors import BadRequestError, NotFoundError, Remedy
+from viscover.imaging import is_url
+
+SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+@dataclass(frozen=True)
+class BoardSummary:
+    """A board with its number of items and its first item (a cover to show), if that item still exists."""
+
+    name: str
+    size: int
+    cover: Item | None
+
+
+def boards_page(store: CatalogStore, offset: int, limit: int) -> tuple[list[BoardSummary], int]:
+    """One page of boards by name, and the number of boards."""
+    rows, total = store.page_boards(offset, limit)
+    covers = store.items_by_ids([first for _, _, first in rows])
+    return [BoardSummary(name, size, covers.get(first)) for name, size, first in rows], total
+
+
+def board_page(store: CatalogStore, name: str, offset: int, limit: int) -> tuple[list[Item], int]:
+    """One page of a board's items; NotFoundError for an unknown board."""
+    if not store.board_exists(name):
+        raise NotFoundError(f"unknown board {name!r}", remedy=Remedy("list-boards"))
+    return store.page_items(Filters(board=name), offset, limit)
+
+
+def catalogue_image(store: CatalogStore, sha256: str) -> tuple[str, str]:
+    """(uri, format) of an image that some item shows, by its content hash; errors for anything else."""
+    if not SHA256.fullmatch(sha256):
+        raise BadRequestError(f"{sha256!r} is not an image hash (64 lowercase hex digits)",
+                              remedy=Remedy("image-url"))
+    found = store.image_of_item_sha(sha256)
+    if found is None:
+        raise NotFoundError(f"no catalogue item has the image {sha256}")
+    return found
+
+
+def image_file(store: CatalogStore, sha256: str) -> tuple[Path, str]:
+    """The local file of an item's image and its format (JPEG, PNG, ...); NotFoundError when it has moved."""
+    uri, fmt = catalogue_image(store, sha256)
+    if is_url(uri) or not Path(uri).is_file():
+        raise NotFoundError(f"the file of image {sha256} is no longer at its stored location",
+                            remedy=Remedy("ingest"))
+    return Path(uri), fmt

@@ -1,0 +1,28 @@
+"""What to run, phrased for the command line: the CLI's wording of each Remedy a lower layer attaches to an error."""
+
+from __future__ import annotations
+
+from viscover import Remedy, ViscoverError
+
+
+def cli_hint(remedy: Remedy) -> str | None:
+    """The command (or option) that fixes an error, or None when the CLI has nothing to add."""
+    model = f" --model {remedy.model}" if remedy.model else ""
+    return {
+        "index": f"run `viscover index{model}`",
+        "rebuild-index": f"run `viscover index{model}` to rebuild it from the stored embeddings",
+        "create-home": f"create one with `viscover ingest SOURCE --home {remedy.path}` or point --home (or "
+                       "VISCOVER_HOME) at an existing one",
+        "ingest": "ingest the item again with `viscover ingest`",
+        "list-items": "list items with `viscover info` or check the manifest",
+        "list-boards": "see the boards with `viscover info`",
+        "train-ranker": f"retrain with `viscover rank train` or delete {remedy.path}",
+        "ingest-engagement": "ingest a log with `viscover engagement ingest LOG`",
+        "force-save": "use --force to save it anyway",
+    }.get(remedy.action)
+
+
+def with_hint(error: ViscoverError) -> str:
+    """The error's message followed by the CLI's hint for its remedy."""
+    hint = cli_hint(error.remedy) if error.remedy is not None else None
+    return f"{error}; {hint}" if hint else str(error)
