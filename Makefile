@@ -1,6 +1,8 @@
 # make demo   set up .venv, ingest and index the grocery data (or IMAGES=/some/folder), print example searches,
 #             then serve the web UI and API on http://localhost:$(PORT)/ (Ctrl-C stops it; SERVE=0 skips it)
-# make test   set up .venv and run the tests, with branch coverage (fails below the floor in pyproject.toml)
+# make test   set up .venv, check the code (make lint) and run the tests, with branch coverage (fails below the floor
+#             in pyproject.toml)
+# make lint   ruff and the import-linter layer contracts (both configured in pyproject.toml)
 # make bench  run the benchmarks (slow; prints JSON, writes benchmarks/results/)
 # make mutate mutation testing of the core modules (hours; MODULE=NAME for some; writes benchmarks/results/mutation.*)
 PYTHON ?= python3
@@ -14,7 +16,7 @@ HOST ?= 127.0.0.1
 SERVE ?= 1
 DETECTOR ?= ../shared/models/centernet-coco.onnx
 
-.PHONY: install demo test bench mutate clean
+.PHONY: install demo lint test bench mutate clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,7 +35,11 @@ ifeq ($(SERVE),1)
 		$(if $(wildcard $(DETECTOR)),--detector $(abspath $(DETECTOR)))
 endif
 
-test: install
+lint: install
+	$(BIN)/ruff check src tests benchmarks scripts
+	$(BIN)/lint-imports
+
+test: lint
 	$(BIN)/python -m pytest -q --cov --cov-report=term
 
 bench: install

@@ -27,5 +27,5 @@ def test_unknown_and_malformed_settings_are_errors(tmp_path):
 
 
 def test_every_setting_has_help():
-    for name, (default, text) in Settings.help().items():
+    for name, (_, text) in Settings.help().items():
         assert text and text.endswith("."), name

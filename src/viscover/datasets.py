@@ -36,7 +36,7 @@ def grocery_rows(root: Path) -> Iterator[dict]:
                 name, coarse, _, _ = classes[int(fine)]
                 yield {"id": rel, "path": str(root / rel), "domain": "photo", "split": split,
                        "label.product": name, "label.category": coarse}
-    for fine, (name, coarse, iconic, description) in sorted(classes.items()):
+    for _, (name, coarse, iconic, description) in sorted(classes.items()):
         text_file = root / description
         text = text_file.read_text(errors="replace").strip() if text_file.is_file() else ""
         yield {"id": iconic, "path": str(root / iconic), "domain": "catalog", "split": "catalog",
