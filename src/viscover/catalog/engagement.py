@@ -34,9 +34,8 @@ from sqlalchemy import delete, func, insert, select
 
 from viscover.catalog import schema as t
 from viscover.catalog.records import Problem
-from viscover.catalog.sources import (MANIFEST_SUFFIXES, _check_text, _csv_records, _jsonl_records, _parquet_records,
-                                      _text)
 from viscover.catalog.store import CatalogStore
+from viscover.catalog.tables import check_text, open_table, text
 from viscover.errors import BadManifestError
 
 REQUIRED = ("query", "item", "position")
@@ -116,17 +115,8 @@ def read_engagement_log(path: str | Path) -> Iterator[EngagementRow | Problem]:
 
 
 def _open_log(path: Path) -> tuple[Iterator[EngagementRow | Problem], list[str]]:
-    if not path.is_file():
-        raise BadManifestError(f"{path}: no such file")
-    kind = MANIFEST_SUFFIXES.get(path.suffix.lower())
-    if kind is None:
-        raise BadManifestError(f"{path}: unknown engagement log type (expected {', '.join(sorted(MANIFEST_SUFFIXES))})")
-    if kind == "parquet":
-        columns, records, _ = _parquet_records(path)
-    elif kind == "jsonl":
-        columns, records = None, _jsonl_records(path)
-    else:
-        columns, records, _ = _csv_records(path, delimiter="\t" if kind == "tsv" else ",")
+    table = open_table(path, what="engagement log")
+    columns = table.columns
     ignored: list[str] = []
     if columns is not None:
         missing = [c for c in REQUIRED if c not in columns]
@@ -137,21 +127,20 @@ def _open_log(path: Path) -> tuple[Iterator[EngagementRow | Problem], list[str]]
         ignored = [c for c in columns if c not in REQUIRED and c not in OPTIONAL]
 
     def rows() -> Iterator[EngagementRow | Problem]:
-        for position, record in records:
-            if isinstance(record, Problem):
-                yield record
+        for row in table.rows():
+            if isinstance(row, Problem):
+                yield row
                 continue
-            where = f"{path.name} {position}"
             try:
-                yield _row(record, where)
+                yield _row(row.values, row.where)
             except BadManifestError as e:
-                yield Problem(where, str(e))
+                yield Problem(row.where, str(e))
 
     return rows(), ignored
 
 
 def _row(record: dict[str, Any], where: str) -> EngagementRow:
-    query, item = _text(record.get("query")), _text(record.get("item"))
+    query, item = text(record.get("query")), text(record.get("item"))
     for name, value in (("query", query), ("item", item)):
         if value is None:
             raise BadManifestError(f"missing {name!r}: give the catalogue id of the "
@@ -159,35 +148,35 @@ def _row(record: dict[str, Any], where: str) -> EngagementRow:
     if query == item:
         raise BadManifestError(f"item {item!r} is its own query; a related list never shows its query")
     for name in ("query", "item", "user", "timestamp", "ts", "source"):  # invalid UTF-8 cannot be stored
-        _check_text(name, _text(record.get(name)))
+        check_text(name, text(record.get(name)))
     return EngagementRow(where=where, query=query, item=item, position=_position(record.get("position")),
                          clicked=_flag(record.get("clicked"), "clicked"), saved=_flag(record.get("saved"), "saved"),
-                         user=_text(record.get("user")),
-                         ts=_text(record.get("timestamp", record.get("ts"))), source=_text(record.get("source")))
+                         user=text(record.get("user")),
+                         ts=text(record.get("timestamp", record.get("ts"))), source=text(record.get("source")))
 
 
 def _position(value: Any) -> int:
     if isinstance(value, bool):
         raise BadManifestError(f"position {value!r} is not a positive integer")
-    text = _text(value)
-    if text is None:
+    number_text = text(value)
+    if number_text is None:
         raise BadManifestError("missing 'position': give the 1-based position of the item in the shown list")
     try:
-        number = float(text)
+        number = float(number_text)
     except ValueError:
-        raise BadManifestError(f"position {text!r} is not a positive integer") from None
+        raise BadManifestError(f"position {number_text!r} is not a positive integer") from None
     if not number.is_integer() or number < 1:
-        raise BadManifestError(f"position {text!r} is not a positive integer (1 is the first place)")
+        raise BadManifestError(f"position {number_text!r} is not a positive integer (1 is the first place)")
     return int(number)
 
 
 def _flag(value: Any, name: str) -> int:
     if isinstance(value, bool):
         return int(value)
-    text = (_text(value) or "").lower()
-    if text in _TRUE or text in ("1.0",):
+    flag = (text(value) or "").lower()
+    if flag in _TRUE or flag in ("1.0",):
         return 1
-    if text in _FALSE or text in ("0.0",):
+    if flag in _FALSE or flag in ("0.0",):
         return 0
     raise BadManifestError(f"{name} {value!r} is not 0/1 (or true/false)")
 
