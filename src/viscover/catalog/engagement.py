@@ -15,7 +15,8 @@ A log is a CSV, TSV, JSONL or Parquet file with one row per impression:
 Rows are streamed; a bad row (unknown item id, a position that is not a positive integer, a missing required
 value, a shown item equal to its query) becomes a Problem naming the file and line and is skipped, never stopping
 the rows after it. Good rows are inserted in batches, one transaction per batch, so an interrupted ingest keeps
-what it already wrote.
+what it already wrote. Files are read by `viscover.catalog.tables`; the SQL is the store's (CatalogStore.add_impressions
+and kin).
 
 Re-ingesting the same file appends its impressions again (an event log has no natural key: the same user can
 see the same list twice), so counts double; `clear_engagement` empties the log before a full reload.
@@ -29,37 +30,19 @@ from itertools import islice
 from pathlib import Path
 from typing import Any, Iterator
 
-import numpy as np
-from sqlalchemy import delete, func, insert, select
-
-from viscover.catalog import schema as t
-from viscover.catalog.records import Problem
+from viscover.catalog.records import RANDOM_SOURCE, EngagementLog, EngagementRow, Problem
 from viscover.catalog.store import CatalogStore
 from viscover.catalog.tables import check_text, open_table, text
 from viscover.errors import BadManifestError
 
+__all__ = ["REQUIRED", "OPTIONAL", "RANDOM_SOURCE", "BATCH", "EngagementRow", "EngagementReport", "EngagementLog",
+           "read_engagement_log", "ingest_engagement", "engagement_rows", "engagement_count", "clear_engagement"]
+
 REQUIRED = ("query", "item", "position")
 OPTIONAL = ("clicked", "saved", "user", "timestamp", "ts", "source")
-RANDOM_SOURCE = "random"
 BATCH = 5000
-_CHUNK = 500  # keys per IN (...) list
 _TRUE = {"1", "true", "yes", "y", "t"}
 _FALSE = {"0", "false", "no", "n", "f", ""}
-
-
-@dataclass(frozen=True)
-class EngagementRow:
-    """One impression as read from a log, before its item ids are resolved."""
-
-    where: str
-    query: str
-    item: str
-    position: int
-    clicked: int = 0
-    saved: int = 0
-    user: str | None = None
-    ts: str | None = None
-    source: str | None = None
 
 
 @dataclass
@@ -80,30 +63,6 @@ class EngagementReport:
                 "saves": self.saves, "skipped": len(self.skipped),
                 "problems": [str(p) for p in self.skipped[:max_problems]],
                 "ignored_columns": self.ignored_columns, "seconds": round(self.seconds, 3)}
-
-
-@dataclass
-class EngagementLog:
-    """The stored impressions as arrays (item ids are internal catalogue ids), in insertion order."""
-
-    query_item_id: np.ndarray  # int64
-    item_id: np.ndarray  # int64
-    position: np.ndarray  # int64, 1-based
-    clicked: np.ndarray  # int8 0/1
-    saved: np.ndarray  # int8 0/1
-    source: np.ndarray  # object: str or None per row
-
-    def __len__(self) -> int:
-        return len(self.position)
-
-    @property
-    def randomized(self) -> np.ndarray:
-        """Mask of impressions from randomly ordered lists (source == "random")."""
-        return np.array([s == RANDOM_SOURCE for s in self.source], bool)
-
-    def subset(self, mask: np.ndarray) -> "EngagementLog":
-        return EngagementLog(self.query_item_id[mask], self.item_id[mask], self.position[mask], self.clicked[mask],
-                             self.saved[mask], self.source[mask])
 
 
 # ---- reading ---------------------------------------------------------------------------------------------------
@@ -196,58 +155,30 @@ def ingest_engagement(store: CatalogStore, path: str | Path, *, batch: int = BAT
         report.rows += len(chunk)
         good = [r for r in chunk if isinstance(r, EngagementRow)]
         report.skipped += [r for r in chunk if isinstance(r, Problem)]
-        with store.engine.begin() as conn:
-            ids = _ids_by_key(conn, sorted({r.query for r in good} | {r.item for r in good}))
-            values = []
-            for r in good:
-                unknown = [f"{name} {key!r}" for name, key in (("query", r.query), ("item", r.item)) if key not in ids]
-                if unknown:
-                    report.skipped.append(Problem(r.where, f"unknown item id: {' and '.join(unknown)} not in the "
-                                                           "catalogue; ingest the items first"))
-                    continue
-                values.append({"query_item_id": ids[r.query], "item_id": ids[r.item], "position": r.position,
-                               "clicked": r.clicked, "saved": r.saved, "user": r.user, "ts": r.ts,
-                               "source": r.source})
-            if values:
-                conn.execute(insert(t.events), values)
-        report.added += len(values)
-        report.clicks += sum(v["clicked"] for v in values)
-        report.saves += sum(v["saved"] for v in values)
+        unknown = store.add_impressions(good)
+        for r, fields in unknown:
+            names = " and ".join(f"{name} {getattr(r, name)!r}" for name in fields)
+            report.skipped.append(Problem(r.where, f"unknown item id: {names} not in the catalogue; ingest the "
+                                                   "items first"))
+        left_out = {id(r) for r, _ in unknown}
+        added = [r for r in good if id(r) not in left_out]
+        report.added += len(added)
+        report.clicks += sum(r.clicked for r in added)
+        report.saves += sum(r.saved for r in added)
     report.seconds = time.perf_counter() - start
     return report
 
 
-def _ids_by_key(conn, keys: list[str]) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for i in range(0, len(keys), _CHUNK):
-        part = keys[i:i + _CHUNK]
-        out.update({k: int(i_) for i_, k in conn.execute(select(t.items.c.id, t.items.c.key)
-                                                         .where(t.items.c.key.in_(part)))})
-    return out
-
-
 def engagement_rows(store: CatalogStore) -> EngagementLog:
-    """Every stored impression, as arrays ordered by insertion."""
-    cols = [t.events.c.query_item_id, t.events.c.item_id, t.events.c.position, t.events.c.clicked,
-            t.events.c.saved, t.events.c.source]
-    with store.engine.connect() as conn:
-        rows = conn.execute(select(*cols).order_by(t.events.c.id)).all()
-    if not rows:
-        return EngagementLog(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64),
-                             np.zeros(0, np.int8), np.zeros(0, np.int8), np.zeros(0, object))
-    q, i, p, c, s, src = zip(*rows)
-    source = np.empty(len(rows), object)
-    source[:] = src
-    return EngagementLog(np.array(q, np.int64), np.array(i, np.int64), np.array(p, np.int64),
-                         np.array(c, np.int8), np.array(s, np.int8), source)
+    """Every stored impression, as arrays ordered by insertion (CatalogStore.engagement_rows)."""
+    return store.engagement_rows()
 
 
 def engagement_count(store: CatalogStore) -> int:
-    with store.engine.connect() as conn:
-        return int(conn.execute(select(func.count()).select_from(t.events)).scalar_one())
+    """How many impressions are stored (CatalogStore.engagement_count)."""
+    return store.engagement_count()
 
 
 def clear_engagement(store: CatalogStore) -> int:
     """Delete every stored impression (before reloading a full log); return how many were deleted."""
-    with store.engine.begin() as conn:
-        return int(conn.execute(delete(t.events)).rowcount or 0)
+    return store.clear_engagement()
