@@ -16,7 +16,7 @@ from viscover.catalog.store import arrays, events, reads, writes
 from viscover.catalog.store.reads import Filters
 from viscover.catalog.store.sql import ids_by_key, items_by_ids
 from viscover.catalog.store.writes import UpsertCounts
-from viscover.errors import ConfigError, NotFoundError
+from viscover.errors import ConfigError, NotFoundError, Remedy
 
 
 class CatalogStore:
@@ -66,7 +66,7 @@ class CatalogStore:
         with self.engine.connect() as conn:
             found = reads.item_by_key(conn, key)
         if found is None:
-            raise NotFoundError(f"unknown item id {key!r}; list items with `viscover info` or check the manifest")
+            raise NotFoundError(f"unknown item id {key!r}", remedy=Remedy("list-items"))
         return found
 
     def item_ids_of(self, keys: Sequence[str]) -> dict[str, int]:
