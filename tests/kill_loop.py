@@ -43,10 +43,12 @@ next index save deletes the index's, the embeddings' stay).
 Run (from the repository root; stops at --kills kills or --max-seconds, whichever comes first, after finishing the
 command under way):
 
-    .venv/bin/python benchmarks/kill_loop.py --kills 60 --max-seconds 360 --json benchmarks/results/kill_loop.json
+    .venv/bin/python tests/kill_loop.py --kills 60 --max-seconds 360
 
-The JSON has the environment, the parameters, kills by phase, lost (must be 0), inconsistent (must be 0), with
-up to 50 problem messages, and the seconds taken. The exit status is 1 if anything was lost or inconsistent.
+It prints a JSON report and writes it to benchmarks/results/kill_loop.json (--json PATH elsewhere, --json - not at
+all). The JSON has the environment, the parameters, kills by phase, lost (must be 0), inconsistent (must be 0),
+with up to 50 problem messages, and the seconds taken. The exit status is 1 if anything was lost or inconsistent.
+tests/test_crash_safety.py runs a short loop of it and uses its pieces for focused checks.
 """
 
 from __future__ import annotations
@@ -68,10 +70,11 @@ from typing import Callable
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import DATA, emit, environment  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script: conftest beside it
+from conftest import SHARED as DATA  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
+RESULT = REPO / "benchmarks" / "results" / "kill_loop.json"
 MAX_PROBLEMS = 50
 ORPHAN_GRACE = 3.0  # seconds a killed command's worker processes get to notice and exit
 COMMAND_TIMEOUT = 300.0  # a command not killed must finish within this many seconds
@@ -829,7 +832,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--images", type=int, default=200, help="Real images in the scenario.")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=2, help="Embedding worker processes of `index`.")
-    parser.add_argument("--json", dest="json_path", help="Also write the result to this file.")
+    parser.add_argument("--json", dest="json_path", default=str(RESULT),
+                        help="Also write the result to this file (- for none).")
     args = parser.parse_args(argv)
     if not (args.images >= 40 and (DATA / "grocery").is_dir() and (DATA / "clothing").is_dir()):
         sys.exit(f"need --images >= 40 and the real image data at {DATA} (set VISCOVER_SHARED_DATA)")
@@ -839,11 +843,14 @@ def main(argv: list[str] | None = None) -> int:
     result = run_kill_loop(cfg, log=lambda m: print(m, file=sys.stderr, flush=True))
     with tempfile.TemporaryDirectory() as tmp:
         result["sqlite_kill_mid_transaction"] = sqlite_kill_mid_transaction(Path(tmp))
+    sys.path.insert(0, str(REPO / "benchmarks"))  # the benchmarks' environment description and JSON output
+    from common import emit, environment
+
     out = {"benchmark": "kill_loop", **environment(), "parameters": {
         "kills": cfg.kills, "max_seconds": cfg.max_seconds, "images": cfg.images, "seed": cfg.seed,
         "workers": cfg.workers, "shard_size": cfg.shard_size, "second_kill": cfg.second_kill,
         "damage": cfg.damage}, "result": result}
-    emit(out, args.json_path)
+    emit(out, None if args.json_path == "-" else args.json_path)
     return 1 if result["lost"] or result["inconsistent"] else 0
 
 
