@@ -40,6 +40,7 @@ class CatalogStore:
         return self.engine.url.render_as_string(hide_password=True)
 
     def close(self) -> None:
+        """Release the database's pooled connections."""
         self.engine.dispose()
 
     # ---- writes: one transaction per call ------------------------------------------------------------------
