@@ -138,9 +138,9 @@ def test_a_damaged_utf16_file_keeps_the_rows_before_the_damage(home, tmp_path):
 
 
 def test_overlong_jsonl_lines_are_skipped_without_reading_them_whole(home, tmp_path, monkeypatch):
-    import viscover.catalog.sources as sources
+    import viscover.catalog.tables as tables
 
-    monkeypatch.setattr(sources, "MAX_LINE_CHARS", 1000)
+    monkeypatch.setattr(tables, "MAX_LINE_CHARS", 1000)
     files = local_copies(tmp_path / "imgs", BANANA[:2])
     path = tmp_path / "m.jsonl"
     path.write_text(json.dumps({"path": f"imgs/{files[0].name}", "description": "x" * 5000}) + "\n"

@@ -12,7 +12,7 @@ from conftest import GROCERY, SHARED, needs_data, write_csv
 from viscover import Engine, Settings
 from viscover.catalog.sources import open_source
 from viscover.datasets import write_manifest
-from viscover.errors import BadManifestError, NotFoundError
+from viscover.errors import BadManifestError, NotFoundError, Remedy
 
 pytestmark = needs_data
 BANANA = GROCERY / "train/Fruit/Banana"
@@ -149,9 +149,13 @@ def test_remove_items(home, tmp_path):
     home.ingest(path)
     first = photos(BANANA, 1)[0].stem
     assert home.remove([first, "nope"]) == ["nope"]
-    with pytest.raises(NotFoundError, match=first):
+    with pytest.raises(NotFoundError, match=first) as info:
         home.store.item(first)
     assert home.store.stats()["items"] == 2
+    # the store says what is wrong and names the fix as a Remedy; phrasing it (a command, an endpoint) is the
+    # shells' job, so no CLI hint in the message that HTTP clients see too
+    assert str(info.value) == f"unknown item id {first!r}"
+    assert info.value.remedy == Remedy("list-items")
 
 
 @pytest.fixture()

@@ -1,5 +1,5 @@
 """Crash safety under SIGKILL, through the `viscover` command on real images: a bounded run of the kill loop
-(benchmarks/kill_loop.py), and focused checks of what it found (workers outliving a killed `index`, a killed
+(tests/kill_loop.py), and focused checks of what it found (workers outliving a killed `index`, a killed
 `remove` leaving vectors of deleted items) and of SQLite surviving a kill inside a transaction."""
 
 from __future__ import annotations
@@ -14,10 +14,8 @@ from pathlib import Path
 
 import pytest
 
+import kill_loop
 from conftest import GROCERY, SHARED, needs_data
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-import kill_loop  # noqa: E402
 
 pytestmark = needs_data
 

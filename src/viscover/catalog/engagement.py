@@ -15,7 +15,8 @@ A log is a CSV, TSV, JSONL or Parquet file with one row per impression:
 Rows are streamed; a bad row (unknown item id, a position that is not a positive integer, a missing required
 value, a shown item equal to its query) becomes a Problem naming the file and line and is skipped, never stopping
 the rows after it. Good rows are inserted in batches, one transaction per batch, so an interrupted ingest keeps
-what it already wrote.
+what it already wrote. Files are read by `viscover.catalog.tables`; the SQL is the store's (CatalogStore.add_impressions
+and kin).
 
 Re-ingesting the same file appends its impressions again (an event log has no natural key: the same user can
 see the same list twice), so counts double; `clear_engagement` empties the log before a full reload.
@@ -29,38 +30,19 @@ from itertools import islice
 from pathlib import Path
 from typing import Any, Iterator
 
-import numpy as np
-from sqlalchemy import delete, func, insert, select
-
-from viscover.catalog import schema as t
-from viscover.catalog.records import Problem
-from viscover.catalog.sources import (MANIFEST_SUFFIXES, _check_text, _csv_records, _jsonl_records, _parquet_records,
-                                      _text)
+from viscover.catalog.records import RANDOM_SOURCE, EngagementLog, EngagementRow, Problem
 from viscover.catalog.store import CatalogStore
+from viscover.catalog.tables import check_text, open_table, text
 from viscover.errors import BadManifestError
+
+__all__ = ["REQUIRED", "OPTIONAL", "RANDOM_SOURCE", "BATCH", "EngagementRow", "EngagementReport", "EngagementLog",
+           "read_engagement_log", "ingest_engagement", "engagement_rows", "engagement_count", "clear_engagement"]
 
 REQUIRED = ("query", "item", "position")
 OPTIONAL = ("clicked", "saved", "user", "timestamp", "ts", "source")
-RANDOM_SOURCE = "random"
 BATCH = 5000
-_CHUNK = 500  # keys per IN (...) list
 _TRUE = {"1", "true", "yes", "y", "t"}
 _FALSE = {"0", "false", "no", "n", "f", ""}
-
-
-@dataclass(frozen=True)
-class EngagementRow:
-    """One impression as read from a log, before its item ids are resolved."""
-
-    where: str
-    query: str
-    item: str
-    position: int
-    clicked: int = 0
-    saved: int = 0
-    user: str | None = None
-    ts: str | None = None
-    source: str | None = None
 
 
 @dataclass
@@ -83,30 +65,6 @@ class EngagementReport:
                 "ignored_columns": self.ignored_columns, "seconds": round(self.seconds, 3)}
 
 
-@dataclass
-class EngagementLog:
-    """The stored impressions as arrays (item ids are internal catalogue ids), in insertion order."""
-
-    query_item_id: np.ndarray  # int64
-    item_id: np.ndarray  # int64
-    position: np.ndarray  # int64, 1-based
-    clicked: np.ndarray  # int8 0/1
-    saved: np.ndarray  # int8 0/1
-    source: np.ndarray  # object: str or None per row
-
-    def __len__(self) -> int:
-        return len(self.position)
-
-    @property
-    def randomized(self) -> np.ndarray:
-        """Mask of impressions from randomly ordered lists (source == "random")."""
-        return np.array([s == RANDOM_SOURCE for s in self.source], bool)
-
-    def subset(self, mask: np.ndarray) -> "EngagementLog":
-        return EngagementLog(self.query_item_id[mask], self.item_id[mask], self.position[mask], self.clicked[mask],
-                             self.saved[mask], self.source[mask])
-
-
 # ---- reading ---------------------------------------------------------------------------------------------------
 def read_engagement_log(path: str | Path) -> Iterator[EngagementRow | Problem]:
     """Stream a log's rows; raise BadManifestError only when the file as a whole is unusable (missing file,
@@ -116,17 +74,8 @@ def read_engagement_log(path: str | Path) -> Iterator[EngagementRow | Problem]:
 
 
 def _open_log(path: Path) -> tuple[Iterator[EngagementRow | Problem], list[str]]:
-    if not path.is_file():
-        raise BadManifestError(f"{path}: no such file")
-    kind = MANIFEST_SUFFIXES.get(path.suffix.lower())
-    if kind is None:
-        raise BadManifestError(f"{path}: unknown engagement log type (expected {', '.join(sorted(MANIFEST_SUFFIXES))})")
-    if kind == "parquet":
-        columns, records, _ = _parquet_records(path)
-    elif kind == "jsonl":
-        columns, records = None, _jsonl_records(path)
-    else:
-        columns, records, _ = _csv_records(path, delimiter="\t" if kind == "tsv" else ",")
+    table = open_table(path, what="engagement log")
+    columns = table.columns
     ignored: list[str] = []
     if columns is not None:
         missing = [c for c in REQUIRED if c not in columns]
@@ -137,21 +86,20 @@ def _open_log(path: Path) -> tuple[Iterator[EngagementRow | Problem], list[str]]
         ignored = [c for c in columns if c not in REQUIRED and c not in OPTIONAL]
 
     def rows() -> Iterator[EngagementRow | Problem]:
-        for position, record in records:
-            if isinstance(record, Problem):
-                yield record
+        for row in table.rows():
+            if isinstance(row, Problem):
+                yield row
                 continue
-            where = f"{path.name} {position}"
             try:
-                yield _row(record, where)
+                yield _row(row.values, row.where)
             except BadManifestError as e:
-                yield Problem(where, str(e))
+                yield Problem(row.where, str(e))
 
     return rows(), ignored
 
 
 def _row(record: dict[str, Any], where: str) -> EngagementRow:
-    query, item = _text(record.get("query")), _text(record.get("item"))
+    query, item = text(record.get("query")), text(record.get("item"))
     for name, value in (("query", query), ("item", item)):
         if value is None:
             raise BadManifestError(f"missing {name!r}: give the catalogue id of the "
@@ -159,35 +107,35 @@ def _row(record: dict[str, Any], where: str) -> EngagementRow:
     if query == item:
         raise BadManifestError(f"item {item!r} is its own query; a related list never shows its query")
     for name in ("query", "item", "user", "timestamp", "ts", "source"):  # invalid UTF-8 cannot be stored
-        _check_text(name, _text(record.get(name)))
+        check_text(name, text(record.get(name)))
     return EngagementRow(where=where, query=query, item=item, position=_position(record.get("position")),
                          clicked=_flag(record.get("clicked"), "clicked"), saved=_flag(record.get("saved"), "saved"),
-                         user=_text(record.get("user")),
-                         ts=_text(record.get("timestamp", record.get("ts"))), source=_text(record.get("source")))
+                         user=text(record.get("user")),
+                         ts=text(record.get("timestamp", record.get("ts"))), source=text(record.get("source")))
 
 
 def _position(value: Any) -> int:
     if isinstance(value, bool):
         raise BadManifestError(f"position {value!r} is not a positive integer")
-    text = _text(value)
-    if text is None:
+    number_text = text(value)
+    if number_text is None:
         raise BadManifestError("missing 'position': give the 1-based position of the item in the shown list")
     try:
-        number = float(text)
+        number = float(number_text)
     except ValueError:
-        raise BadManifestError(f"position {text!r} is not a positive integer") from None
+        raise BadManifestError(f"position {number_text!r} is not a positive integer") from None
     if not number.is_integer() or number < 1:
-        raise BadManifestError(f"position {text!r} is not a positive integer (1 is the first place)")
+        raise BadManifestError(f"position {number_text!r} is not a positive integer (1 is the first place)")
     return int(number)
 
 
 def _flag(value: Any, name: str) -> int:
     if isinstance(value, bool):
         return int(value)
-    text = (_text(value) or "").lower()
-    if text in _TRUE or text in ("1.0",):
+    flag = (text(value) or "").lower()
+    if flag in _TRUE or flag in ("1.0",):
         return 1
-    if text in _FALSE or text in ("0.0",):
+    if flag in _FALSE or flag in ("0.0",):
         return 0
     raise BadManifestError(f"{name} {value!r} is not 0/1 (or true/false)")
 
@@ -207,58 +155,30 @@ def ingest_engagement(store: CatalogStore, path: str | Path, *, batch: int = BAT
         report.rows += len(chunk)
         good = [r for r in chunk if isinstance(r, EngagementRow)]
         report.skipped += [r for r in chunk if isinstance(r, Problem)]
-        with store.engine.begin() as conn:
-            ids = _ids_by_key(conn, sorted({r.query for r in good} | {r.item for r in good}))
-            values = []
-            for r in good:
-                unknown = [f"{name} {key!r}" for name, key in (("query", r.query), ("item", r.item)) if key not in ids]
-                if unknown:
-                    report.skipped.append(Problem(r.where, f"unknown item id: {' and '.join(unknown)} not in the "
-                                                           "catalogue; ingest the items first"))
-                    continue
-                values.append({"query_item_id": ids[r.query], "item_id": ids[r.item], "position": r.position,
-                               "clicked": r.clicked, "saved": r.saved, "user": r.user, "ts": r.ts,
-                               "source": r.source})
-            if values:
-                conn.execute(insert(t.events), values)
-        report.added += len(values)
-        report.clicks += sum(v["clicked"] for v in values)
-        report.saves += sum(v["saved"] for v in values)
+        unknown = store.add_impressions(good)
+        for r, fields in unknown:
+            names = " and ".join(f"{name} {getattr(r, name)!r}" for name in fields)
+            report.skipped.append(Problem(r.where, f"unknown item id: {names} not in the catalogue; ingest the "
+                                                   "items first"))
+        left_out = {id(r) for r, _ in unknown}
+        added = [r for r in good if id(r) not in left_out]
+        report.added += len(added)
+        report.clicks += sum(r.clicked for r in added)
+        report.saves += sum(r.saved for r in added)
     report.seconds = time.perf_counter() - start
     return report
 
 
-def _ids_by_key(conn, keys: list[str]) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for i in range(0, len(keys), _CHUNK):
-        part = keys[i:i + _CHUNK]
-        out.update({k: int(i_) for i_, k in conn.execute(select(t.items.c.id, t.items.c.key)
-                                                         .where(t.items.c.key.in_(part)))})
-    return out
-
-
 def engagement_rows(store: CatalogStore) -> EngagementLog:
-    """Every stored impression, as arrays ordered by insertion."""
-    cols = [t.events.c.query_item_id, t.events.c.item_id, t.events.c.position, t.events.c.clicked,
-            t.events.c.saved, t.events.c.source]
-    with store.engine.connect() as conn:
-        rows = conn.execute(select(*cols).order_by(t.events.c.id)).all()
-    if not rows:
-        return EngagementLog(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64),
-                             np.zeros(0, np.int8), np.zeros(0, np.int8), np.zeros(0, object))
-    q, i, p, c, s, src = zip(*rows)
-    source = np.empty(len(rows), object)
-    source[:] = src
-    return EngagementLog(np.array(q, np.int64), np.array(i, np.int64), np.array(p, np.int64),
-                         np.array(c, np.int8), np.array(s, np.int8), source)
+    """Every stored impression, as arrays ordered by insertion (CatalogStore.engagement_rows)."""
+    return store.engagement_rows()
 
 
 def engagement_count(store: CatalogStore) -> int:
-    with store.engine.connect() as conn:
-        return int(conn.execute(select(func.count()).select_from(t.events)).scalar_one())
+    """How many impressions are stored (CatalogStore.engagement_count)."""
+    return store.engagement_count()
 
 
 def clear_engagement(store: CatalogStore) -> int:
     """Delete every stored impression (before reloading a full log); return how many were deleted."""
-    with store.engine.begin() as conn:
-        return int(conn.execute(delete(t.events)).rowcount or 0)
+    return store.clear_engagement()

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
+
 ITEM_FIELDS = ("title", "description", "domain", "split")
+RANDOM_SOURCE = "random"  # an engagement log's traffic slice of lists shown in random order (viscover.rank.debias)
 
 
 @dataclass(frozen=True)
@@ -69,3 +72,43 @@ class Problem:
 
     def __str__(self) -> str:
         return f"{self.where}: {self.reason}"
+
+
+@dataclass(frozen=True)
+class EngagementRow:
+    """One impression as read from a log, before its item ids are resolved."""
+
+    where: str
+    query: str
+    item: str
+    position: int
+    clicked: int = 0
+    saved: int = 0
+    user: str | None = None
+    ts: str | None = None
+    source: str | None = None
+
+
+@dataclass
+class EngagementLog:
+    """The stored impressions as arrays (item ids are internal catalogue ids), in insertion order."""
+
+    query_item_id: np.ndarray  # int64
+    item_id: np.ndarray  # int64
+    position: np.ndarray  # int64, 1-based
+    clicked: np.ndarray  # int8 0/1
+    saved: np.ndarray  # int8 0/1
+    source: np.ndarray  # object: str or None per row
+
+    def __len__(self) -> int:
+        return len(self.position)
+
+    @property
+    def randomized(self) -> np.ndarray:
+        """Mask of impressions from randomly ordered lists (source == "random")."""
+        return np.array([s == RANDOM_SOURCE for s in self.source], bool)
+
+    def subset(self, mask: np.ndarray) -> "EngagementLog":
+        """The impressions where `mask` is true, in the same order."""
+        return EngagementLog(self.query_item_id[mask], self.item_id[mask], self.position[mask], self.clicked[mask],
+                             self.saved[mask], self.source[mask])

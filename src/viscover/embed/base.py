@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Literal, Protocol
+from typing import Literal, Protocol, runtime_checkable
 
 import numpy as np
 from PIL import Image
@@ -73,13 +73,20 @@ def slug(text: str, length: int = 48) -> str:
     return out[-length:].strip("-.") or "model"
 
 
+@runtime_checkable
 class Embedder(Protocol):
-    """An image model: `embed` maps (N, size, size, 3) uint8 pixels to (N, dim) float32 raw embeddings."""
+    """An image model: `embed` maps (N, size, size, 3) uint8 pixels to (N, dim) float32 raw embeddings.
 
-    name: str  # what the user asked for
-    key: str  # stable folder name for this model's stored embeddings and indexes
-    dim: int
-    spec: InputSpec
+    Implementations: `OnnxEmbedder` (built-in backbones, `onnx:PATH`, viscover model folders) and `HFEmbedder`
+    (`hf:`); tests/contracts/test_embedders.py is the contract each must pass (shape and dtype, determinism, batch
+    invariance, a key stable across loads and distinct between models)."""
+
+    name: str  # what to load it by again: the canonical model name (viscover.embed.resolve_model), e.g. in workers
+    key: str  # stable folder name for its stored embeddings and indexes; another model (other outputs), another key
+    dim: int  # width of each embedding
+    spec: InputSpec  # how images are cropped, scaled and laid out for it (viscover.embed.base.to_pixels)
     centered: bool  # True when outputs are already centred (e.g. LayerNorm): binarise at 0, no catalogue mean
 
-    def embed(self, pixels: np.ndarray) -> np.ndarray: ...
+    def embed(self, pixels: np.ndarray) -> np.ndarray:
+        """(N, spec.size, spec.size, 3) uint8 RGB pixels -> (N, dim) float32; row i depends on image i only."""
+        ...

@@ -17,6 +17,8 @@ from viscover.errors import ModelError
 
 
 class HFEmbedder:
+    """An Embedder running a transformers vision model with PyTorch (see the module docstring for which output)."""
+
     def __init__(self, name_or_path: str, threads: int = 0):
         try:
             import torch
@@ -54,6 +56,7 @@ class HFEmbedder:
         self.dim = int(self.embed(np.zeros((1, self.spec.size, self.spec.size, 3), np.uint8)).shape[1])
 
     def embed(self, pixels: np.ndarray) -> np.ndarray:
+        """(N, size, size, 3) uint8 pixels -> (N, dim) float32 (see viscover.embed.base.Embedder)."""
         x = self._torch.from_numpy(self.spec.to_tensor(pixels))
         with self._torch.inference_mode():
             out = self.model(pixel_values=x)

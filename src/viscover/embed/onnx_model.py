@@ -41,9 +41,11 @@ class OnnxEmbedder:
             self.dim = int(self.embed(probe).shape[1])
         except Exception as e:
             raise ModelError(f"{path}: running the model on a {self.spec.size}px image failed ({e}); give its input "
-                             "convention in a sidecar .json (see `viscover info --models`)") from None
+                             "convention (size, resize, layout, dtype, mean, std) in a sidecar .json beside the "
+                             "ONNX file, or as \"input\" in a model folder's model.json") from None
 
     def embed(self, pixels: np.ndarray) -> np.ndarray:
+        """(N, size, size, 3) uint8 pixels -> (N, dim) float32 (see viscover.embed.base.Embedder)."""
         out = self.session.run([self.output_name], {self.input_name: self.spec.to_tensor(pixels)})[0]
         return pool_output(np.asarray(out, dtype=np.float32))
 
