@@ -76,8 +76,8 @@ def test_binary_search_shortlists_by_hamming_and_reranks_by_cosine(indexed_home)
     with Engine(indexed_home, Settings(workers=1, binary_rerank=rerank)) as engine:
         index = engine.vector_index()
         ids = index.item_ids
-        codes = np.unpackbits(index.stored_bits(ids), axis=1)
-        unit = index.stored_floats(ids)
+        stored = index.stored_query(ids)
+        codes, unit = np.unpackbits(stored.bits, axis=1), stored.floats
         agree = 0
         queries = [sorted((GROCERY / "train/Fruit/Banana").glob("*.jpg"))[-1],
                    sorted((GROCERY / "train/Packages/Oat-Milk/Oatly-Oat-Milk").glob("*.jpg"))[-1],
@@ -85,8 +85,9 @@ def test_binary_search_shortlists_by_hamming_and_reranks_by_cosine(indexed_home)
                    sorted((GROCERY / "train/Fruit/Lime").glob("*.jpg"))[-1]]
         for photo in queries:
             raw = embed_batch([ImageJob(0, str(photo))], engine.embedder(), engine.settings).vectors
-            hamming = (codes != np.unpackbits(index.codec.bits(raw), axis=1)).sum(axis=1)
-            cosine = unit @ index.codec.floats(raw)[0]
+            query = index.encode(raw)
+            hamming = (codes != np.unpackbits(query.bits, axis=1)).sum(axis=1)
+            cosine = unit @ query.floats[0]
             hits = engine.search_image(photo, k=k, binary=True, collapse=False)
             got = np.array([h.item.id for h in hits])
             pos = np.searchsorted(ids, got)
@@ -234,8 +235,9 @@ def test_damaged_index_is_detected_and_rebuilt_from_embeddings(tmp_path):
     target = next((tmp_path / "home" / "index" / "efficientnet-lite0").glob("float-*.faiss"))
     target.write_bytes(target.read_bytes()[:-100])  # truncated, e.g. by a full disk
     with Engine(tmp_path / "home", Settings(workers=1)) as engine:
-        with pytest.raises(IndexCorruptError, match="run `viscover index` to rebuild"):
+        with pytest.raises(IndexCorruptError, match="checksum mismatch") as excinfo:
             engine.search_image(photos_[0], k=1)
+        assert excinfo.value.remedy.action == "rebuild-index"
         report = engine.index()
         assert report.rebuilt and "checksum" in report.rebuild_reason and report.embedded == 0
         assert engine.search_image(photos_[0], k=1)[0].item.key == photos_[0].stem
