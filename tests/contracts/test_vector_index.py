@@ -158,10 +158,11 @@ def test_encode_centres_normalises_and_binarises(index, data):
     assert len(query) == len(data.queries) and query.floats.dtype == np.float32
     assert np.allclose(query.floats, unit(data.queries, centre), atol=1e-5)
     assert np.array_equal(np.unpackbits(query.bits, axis=1)[:, :index.dim], (data.queries - centre > 0))
-    stored = index.stored_query(data.item_ids[:20])
-    encoded = index.encode(data.raw[:20])
+    rows = np.random.default_rng(2).permutation(len(data.item_ids))[:20]  # any order, as asked
+    stored = index.stored_query(data.item_ids[rows])
+    encoded = index.encode(data.raw[rows])
     assert np.allclose(stored.floats, encoded.floats, atol=1e-5) and np.array_equal(stored.bits, encoded.bits)
-    assert np.allclose(index.stored_floats(data.item_ids[:20]), encoded.floats, atol=1e-5)
+    assert np.allclose(index.stored_floats(data.item_ids[rows]), encoded.floats, atol=1e-5)
 
 
 def test_float_search_against_brute_force(index, data, case):
@@ -180,16 +181,19 @@ def test_float_search_against_brute_force(index, data, case):
     assert not recalls or np.mean(recalls) >= RECALL_FLOOR
 
 
-def test_binary_search_is_a_hamming_short_list_reranked_by_cosine(case, data):
-    """With a short list of k x binary_rerank codes (2 here: fewer than the real catalogue's 59 items)."""
+@pytest.mark.parametrize("filtered", [False, True])
+def test_binary_search_is_a_hamming_short_list_reranked_by_cosine(case, data, filtered):
+    """With a short list of k x binary_rerank codes (2 here: fewer than the real catalogue's 59 items), over the
+    whole index or within a filter."""
     _, kind = case
     index = make(case, data, binary_rerank=2)
+    rows = np.sort(np.argsort(data.item_ids)[1::2]) if filtered else slice(None)
     recalls = []
     for q in data.queries:
-        hits = index.search(index.encode(q), K, binary=True)
-        ids, cos, hamming = brute(data, q)
+        ids, cos, hamming = brute(data, q, rows)
         order = np.argsort(ids)
         ids, cos, hamming = ids[order], cos[order], hamming[order]
+        hits = index.search(index.encode(q), K, binary=True, allowed=ids if filtered else None)
         if kind.exact_binary:
             check_binary(hits, ids, cos, hamming, K, K * 2)
         else:

@@ -142,7 +142,8 @@ class FaissIndex:
         return Query(self.codec.floats(raw), self.codec.bits(raw))
 
     def stored_query(self, item_ids: np.ndarray) -> Query:
-        """The indexed vectors of live items, with their sign bits, as queries."""
+        """The indexed vectors of live items, with their sign bits (normalising does not change signs), as
+        queries."""
         floats = self.stored_floats(item_ids)
         return Query(floats, np.packbits(floats > 0, axis=1))
 
@@ -157,7 +158,7 @@ class FaissIndex:
 
     def stored_bits(self, item_ids: np.ndarray) -> np.ndarray:
         """Sign bits of live items: those of their stored floats (normalising does not change signs)."""
-        return np.packbits(self.stored_floats(item_ids) > 0, axis=1)
+        return self.stored_query(item_ids).bits
 
     def search(self, query: Query, k: int, *, binary: bool = False, allowed: np.ndarray | None = None,
                excluded: np.ndarray | None = None) -> Hits:
