@@ -3,6 +3,8 @@ incremental add/remove with tombstones, and atomic, checksummed persistence."""
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -485,3 +487,116 @@ def test_a_save_landing_during_a_load_is_read_instead(tmp_path, monkeypatch):
     target.write_bytes(target.read_bytes()[:-1] + b"x")  # damaged, with no save going on: still an error
     with pytest.raises(IndexCorruptError, match="checksum"):
         FaissIndex.load(tmp_path, first.settings)
+
+
+def test_rebuild_required_combines_tombstoned_ids_kind_and_dead_fraction():
+    """What `index` asks before updating in place: a tombstoned id among those to add, a size after the change
+    that calls for another kind of index, or too many dead entries after removing (only live ids count)."""
+    graph, raw, ids = build(n=100, hnsw=True, compact_ratio=0.2)
+    none = np.zeros(0, np.int64)
+    assert not graph.rebuild_required(none, none)
+    graph.remove(ids[:5])
+    assert graph.rebuild_required(ids[:1], none)  # tombstoned: cannot come back in place
+    assert not graph.rebuild_required(np.array([7777]), ids[5:20])  # 20 dead of 100: exactly the ratio
+    assert graph.rebuild_required(np.array([7777]), ids[5:21])
+    assert not graph.rebuild_required(none, np.concatenate([ids[:5], [99999]]))  # not live: not counted again
+    raw = clustered(40)
+    ids = np.arange(40, dtype=np.int64)
+    flat = FaissIndex.build(ids, ids, raw, Settings(hnsw_threshold=41))
+    assert not flat.rebuild_required(np.array([5000]), none)  # 41 items: still exact
+    assert flat.rebuild_required(np.array([5000, 5001]), none)  # 42 > 41: a graph now
+    assert not flat.rebuild_required(np.array([5000, 5001]), ids[:1])  # one out, two in: 41
+    assert not flat.rebuild_required(none, ids[:39])  # exact indexes delete in place
+
+
+def test_codec_for_vectors():
+    """One rule for the index, eval and anything else: identity for centred models, else the mean of the raw
+    vectors; from no vectors, an identity of their width."""
+    raw = clustered(30)
+    assert np.allclose(Codec.for_vectors(raw).center, raw.mean(axis=0))
+    assert not Codec.for_vectors(raw, centered=True).center.any() and Codec.for_vectors(raw, centered=True).dim == DIM
+    empty = Codec.for_vectors(np.zeros((0, DIM), np.float32))
+    assert empty.dim == DIM and not empty.center.any()
+    assert Codec.for_vectors(np.zeros(0, np.float32)).dim == 0
+
+
+def test_query_rows():
+    """A Query holds 2-D float32 rows (and uint8 bits); one row of it is a Query again."""
+    raw = clustered(3)
+    index, _, _ = build(n=50)
+    query = index.encode(raw)
+    assert len(query) == 3 and query.floats.shape == (3, DIM) and query.bits.shape == (3, DIM // 8)
+    last = query[-1]
+    assert len(last) == 1 and np.array_equal(last.floats, query.floats[2:])
+    assert np.array_equal(last.bits, query.bits[2:])
+    assert query[0].bits.dtype == np.uint8 and query[1].floats.dtype == np.float32
+    flat = Query(np.zeros(DIM, np.float64))
+    assert flat.floats.shape == (1, DIM) and flat.floats.dtype == np.float32 and flat.bits is None
+    assert flat[0].bits is None
+    with pytest.raises(ValueError, match="one query at a time"):
+        index.search(query, 3)
+
+
+def test_backends_are_chosen_by_name(tmp_path):
+    """build_index / load_index / saved_version go through the registry: FAISS by default, another backend by
+    name once registered, and an unknown name is a settings error."""
+    from viscover.errors import ConfigError
+    from viscover.index import (DEFAULT_BACKEND, IndexBackend, backend_names, build_index, get_backend, load_index,
+                                register_backend, saved_version)
+    from viscover.index.registry import _BACKENDS
+
+    raw = clustered(20)
+    ids = np.arange(20, dtype=np.int64)
+    assert DEFAULT_BACKEND == "faiss" and "faiss" in backend_names()
+    index = build_index(ids, ids, raw, Settings(), model="m")
+    assert isinstance(index, FaissIndex) and index.model == "m" and np.allclose(index.codec.center, raw.mean(0))
+    assert not build_index(ids, ids, raw, Settings(), centered=True).codec.center.any()
+    assert saved_version(tmp_path, Settings()) is None and load_index(tmp_path, Settings()) is None
+    index.save(tmp_path)
+    assert saved_version(tmp_path, Settings()) is not None and len(load_index(tmp_path, Settings())) == 20
+    with pytest.raises(ConfigError, match="unknown index backend 'nope'; known: faiss"):
+        build_index(ids, ids, raw, Settings(), backend="nope")
+    calls = []
+    faiss_backend = get_backend(Settings())
+    fake = IndexBackend("fake", build=lambda *a: calls.append(a) or "built", load=lambda f, s: "loaded",
+                        saved_version=lambda f: 42)
+    register_backend(fake)
+    try:
+        assert build_index(ids, ids, raw, Settings(), model="m", backend="fake") == "built"
+        assert calls[0][5] == "m" and isinstance(calls[0][4], Codec)
+        assert load_index(tmp_path, Settings(), backend="fake") == "loaded"
+        assert saved_version(tmp_path, Settings(), backend="fake") == 42
+        assert get_backend(Settings(), "fake") is fake and get_backend(Settings()) is faiss_backend
+    finally:
+        _BACKENDS.pop("fake")
+
+
+def test_index_cache_loads_once_and_notices_newer_saves(tmp_path):
+    """The cache returns the same object until a save lands (this process's, swapped in by `keep`, or another
+    process's, noticed by the manifest's version); a missing or damaged index names its remedy."""
+    from viscover.index.cache import IndexCache
+    from viscover.paths import Home
+
+    home = Home(tmp_path)
+    cache = IndexCache(home, Settings())
+    with pytest.raises(NotFoundError, match=f"^no index for model lite0 in {tmp_path}$") as e:
+        cache.get("key", "lite0", "lite0-as-typed")
+    assert (e.value.remedy.action, e.value.remedy.model) == ("index", "lite0-as-typed")
+    index, raw, ids = build(n=30)
+    index.save(home.index("key"))
+    first = cache.get("key", "lite0")
+    assert cache.get("key", "lite0") is first and len(first) == 30
+    other, _, _ = build(n=40, seed=1)
+    other.save(home.index("key"))  # as another process would
+    again = cache.get("key", "lite0")
+    assert again is not first and len(again) == 40 and cache.get("key", "lite0") is again
+    mine, _, _ = build(n=50, seed=2)
+    mine.save(home.index("key"))
+    cache.keep("key", mine)
+    assert cache.get("key", "lite0") is mine
+    target = next(home.index("key").glob("float-*.faiss"))
+    target.write_bytes(target.read_bytes()[:-1] + b"x")
+    os.utime(home.index("key") / "manifest.json", ns=(1, 1))  # as if a new (damaged) save had landed
+    with pytest.raises(IndexCorruptError, match="checksum mismatch") as e:
+        cache.get("key", "lite0", None)
+    assert (e.value.remedy.action, e.value.remedy.model) == ("rebuild-index", None)

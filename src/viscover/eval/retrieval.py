@@ -19,8 +19,8 @@ from viscover.config import Settings
 from viscover.embed import Embedder, load_embedder
 from viscover.embed.pipeline import ImageJob, embed_images
 from viscover.errors import BadManifestError
-from viscover.metrics import ranking_metrics
 from viscover.index.codec import Codec
+from viscover.metrics import ranking_metrics
 from viscover.progress import ProgressFactory, no_progress
 
 KS = (1, 5, 10)
