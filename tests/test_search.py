@@ -241,3 +241,26 @@ def test_damaged_index_is_detected_and_rebuilt_from_embeddings(tmp_path):
         report = engine.index()
         assert report.rebuilt and "checksum" in report.rebuild_reason and report.embedded == 0
         assert engine.search_image(photos_[0], k=1)[0].item.key == photos_[0].stem
+
+
+def test_a_missing_index_or_embedding_names_its_remedy(tmp_path):
+    """Before `index`, and for an item ingested since, search says what is missing and names the fix (the shells
+    phrase it: a command, an HTTP hint) without a CLI hint in the message."""
+    photos_ = sorted((GROCERY / "train/Fruit/Lime").glob("*.jpg"))[:3]
+    rows = [{"path": str(p), "id": p.stem} for p in photos_]
+    with Engine(tmp_path / "home", Settings(workers=1)) as engine:
+        engine.ingest(write_csv(rows[:2], tmp_path / "a.csv"), image_roots=[SHARED])
+        with pytest.raises(NotFoundError, match=f"^no index for model efficientnet-lite0 in {tmp_path / 'home'}$") \
+                as e:
+            engine.search_item(photos_[0].stem)
+        assert (e.value.remedy.action, e.value.remedy.model) == ("index", None)
+        with pytest.raises(NotFoundError) as e:
+            engine.search_image(photos_[0], model="efficientnet-lite0")
+        assert (e.value.remedy.action, e.value.remedy.model) == ("index", "efficientnet-lite0")
+        engine.index()
+        engine.ingest(write_csv(rows[2:], tmp_path / "b.csv"), image_roots=[SHARED])
+        with pytest.raises(NotFoundError, match=f"^item '{photos_[2].stem}' has no embedding for efficientnet-lite0 "
+                                                "yet$") as e:
+            engine.search_item(photos_[2].stem)
+        assert e.value.remedy.action == "index"
+        assert engine.search_item(photos_[2].stem, crop=CropBox(0, 0, 50, 50), k=1)  # a crop is embedded now
