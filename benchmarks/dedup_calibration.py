@@ -62,7 +62,7 @@ def main() -> None:
         originals.append(embed(im))
         for name, edit in EDITS.items():
             edited[name].append(embed(edit(im)))
-    codec = Codec.identity(embedder.dim) if embedder.centered else Codec.fit(np.stack(originals))
+    codec = Codec.for_vectors(np.stack(originals), centered=embedder.centered)
     orig = codec.floats(np.stack(originals))
     edited = {name: codec.floats(np.stack(v)) for name, v in edited.items()}
     q = lambda d: {p: round(float(np.percentile(d, p)), 4) for p in (1, 5, 50, 95, 99)}  # noqa: E731

@@ -25,14 +25,14 @@ from common import DATA, emit, machine  # noqa: E402
 def synthetic_case(queries: int, seed: int, settings) -> dict:
     from viscover.eval.related_eval import evaluate_graph
     from viscover.graph.synthetic import synthetic_graph
-    from viscover.index import Codec, VectorIndex
+    from viscover.index import build_index
 
     syn = synthetic_graph(n_items=20_000, n_boards=3_000, n_edges=150_000, n_communities=60, seed=seed)
     rng = np.random.default_rng(seed)
     centres = rng.normal(size=(60, 64)).astype(np.float32)
     vectors = centres[syn.item_community] + 1.5 * rng.normal(size=(len(syn.item_community), 64)).astype(np.float32)
     ids = syn.graph.left_ids
-    index = VectorIndex.build(ids, ids, vectors[ids], settings, codec=Codec.identity(64), model="synthetic")
+    index = build_index(ids, ids, vectors[ids], settings, centered=True, model="synthetic")
     out = evaluate_graph(syn.graph, index, queries=queries, seed=seed, settings=settings)
     return {"data": "synthetic: 20k items, 3k boards, 150k memberships, 60 communities (p_in 0.8), 64-d vectors "
                     "= community centre + N(0, 1.5^2) noise", **out}

@@ -80,7 +80,7 @@ import faiss  # noqa: E402
 import numpy as np  # noqa: E402
 
 from viscover.config import Settings  # noqa: E402
-from viscover.index import Codec, VectorIndex  # noqa: E402
+from viscover.index import Codec, FaissIndex, Query  # noqa: E402
 
 K = 10
 EXACT_MAX = 200_000  # exact float search is measured up to this size unless --exact-large
@@ -200,7 +200,7 @@ def difficulty(sims: np.ndarray) -> dict:
 
 
 # ---- measurement ------------------------------------------------------------------------------------------------
-def build_index(raw: np.ndarray, settings: Settings, chunk: int) -> tuple[VectorIndex, float]:
+def build_index(raw: np.ndarray, settings: Settings, chunk: int) -> tuple[FaissIndex, float]:
     """VectorIndex over raw (ids 0..n-1), all at once (chunk=0) or as build(first chunk) + add(rest); timed."""
     n = len(raw)
     ids = np.arange(n, dtype=np.int64)
@@ -210,7 +210,7 @@ def build_index(raw: np.ndarray, settings: Settings, chunk: int) -> tuple[Vector
     codec = Codec.identity(raw.shape[1])
     first = n if chunk <= 0 else min(chunk, n)
     with heartbeat("building"):
-        index = VectorIndex.build(ids[:first], ids[:first], raw[:first], settings, codec=codec, model="bench")
+        index = FaissIndex.build(ids[:first], ids[:first], raw[:first], settings, codec=codec, model="bench")
         for start in range(first, n, chunk if chunk > 0 else n):
             stop = min(start + chunk, n)
             index.add(ids[start:stop], ids[start:stop], raw[start:stop])
@@ -218,7 +218,7 @@ def build_index(raw: np.ndarray, settings: Settings, chunk: int) -> tuple[Vector
     return index, time.perf_counter() - t
 
 
-def run_queries(index: VectorIndex, floats: np.ndarray, bits: np.ndarray,
+def run_queries(index: FaissIndex, floats: np.ndarray, bits: np.ndarray,
                 binary: bool) -> tuple[np.ndarray, np.ndarray, float]:
     """Issue the queries one at a time; return (ids (nq, K) padded with -1, per-query seconds, CPU/wall ratio)."""
     nq = len(floats)
@@ -228,9 +228,9 @@ def run_queries(index: VectorIndex, floats: np.ndarray, bits: np.ndarray,
     cpu = time.process_time()
     wall = time.perf_counter()
     for i in range(nq):
-        f, b = floats[i:i + 1], bits[i:i + 1]
+        query = Query(floats[i:i + 1], bits[i:i + 1])
         t = time.perf_counter()
-        hits = search(f, b, K, binary=binary)
+        hits = search(query, K, binary=binary)
         lat[i] = time.perf_counter() - t
         out[i, :len(hits.ids)] = hits.ids[:K]
     cpu_wall = (time.process_time() - cpu) / max(time.perf_counter() - wall, 1e-9)
@@ -243,7 +243,7 @@ def recall_at_k(found: np.ndarray, truth: np.ndarray) -> float:
     return hits / truth.size
 
 
-def measure(name: str, params: dict, index: VectorIndex, build_s: float, qf, qb, wf, wb, truth, binary: bool,
+def measure(name: str, params: dict, index: FaissIndex, build_s: float, qf, qb, wf, wb, truth, binary: bool,
             search_threads: int) -> dict:
     faiss.omp_set_num_threads(search_threads)
     run_queries(index, wf, wb, binary)  # warm-up, untimed, on queries that are not measured

@@ -112,7 +112,7 @@ def read_state(home: Path) -> State:
     files (a corrupt index is recorded separately: it is detected, which is the designed behaviour)."""
     from viscover import Engine, Settings
     from viscover.embed.vectors import EmbeddingStore
-    from viscover.index import IndexCorruptError, VectorIndex
+    from viscover.index import IndexCorruptError, load_index
 
     problems = []
     db = home / "catalog.sqlite"
@@ -154,13 +154,13 @@ def read_state(home: Path) -> State:
     index_gen, index_items, index_images, corrupt = 0, np.zeros(0, np.int64), np.zeros(0, np.int64), ""
     for folder in sorted((home / "index").glob("*")):
         try:
-            index = VectorIndex.load(folder, Settings())
+            index = load_index(folder, Settings())
         except IndexCorruptError as e:
             corrupt = str(e)
             continue
         if index is not None:
             index_gen = json.loads((folder / "manifest.json").read_text())["generation"]
-            index_items, index_images = index.item_ids.copy(), index.image_ids.copy()
+            index_items, index_images = index.item_ids.copy(), index.image_of(index.item_ids)
     for sub in ("embeddings", "index"):
         temps |= {str(p.relative_to(home)) for p in (home / sub).rglob(".*.tmp")}
     return State(items, embedded, index_gen, index_items, index_images, meta_mtime, temps, shards, problems,
@@ -289,8 +289,9 @@ def _check_searchable(home: Path, after: State, where: str, tally: Tally, rng: r
     with Engine(home, Settings(workers=1)) as engine:
         index = engine.vector_index()
         folder = home / "embeddings" / engine.embedder().key
-        raw_ids, raw = EmbeddingStore(folder).load(np.unique(index.image_ids))
-        expect = index.codec.floats(raw[np.searchsorted(raw_ids, index.image_ids)])
+        images = index.image_of(index.item_ids)
+        raw_ids, raw = EmbeddingStore(folder).load(np.unique(images))
+        expect = index.encode(raw[np.searchsorted(raw_ids, images)]).floats
         stored = index.stored_floats(index.item_ids)
         err = float(np.abs(stored - expect).max()) if len(stored) else 0.0
         if err > 1e-4:
@@ -298,9 +299,9 @@ def _check_searchable(home: Path, after: State, where: str, tally: Tally, rng: r
         for item_id in index.item_ids.tolist():
             key, image_id, _ = by_id.get(item_id, ("?", -1, ""))
             same = copies.get(image_id, [item_id])
-            floats, bits = stored[np.searchsorted(index.item_ids, item_id)], index.stored_bits(np.array([item_id]))
+            query = index.stored_query(np.array([item_id]))
             for binary in (False, True):
-                hits = index.search(floats, bits, len(same) + 2, binary=binary)
+                hits = index.search(query, len(same) + 2, binary=binary)
                 pos = np.flatnonzero(hits.ids == item_id)
                 if len(pos) == 0 or hits.scores[pos[0]] < hits.scores[0] - 1e-5:
                     tally.bad(f"{where}: item {key} is not its own nearest neighbour "

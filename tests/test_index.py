@@ -3,12 +3,14 @@ incremental add/remove with tombstones, and atomic, checksummed persistence."""
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
 from viscover import Settings
 from viscover.errors import NotFoundError
-from viscover.index import Codec, IndexCorruptError, VectorIndex
+from viscover.index import Codec, FaissIndex, IndexCorruptError, Query
 
 DIM = 64
 
@@ -19,7 +21,7 @@ def clustered(n: int, seed: int = 0) -> np.ndarray:
     return centres[rng.integers(0, len(centres), n)] + 0.3 * rng.normal(size=(n, DIM)).astype(np.float32)
 
 
-def brute(index: VectorIndex, raw_db: np.ndarray, ids: np.ndarray, query: np.ndarray, k: int) -> np.ndarray:
+def brute(index: FaissIndex, raw_db: np.ndarray, ids: np.ndarray, query: np.ndarray, k: int) -> np.ndarray:
     sims = index.codec.floats(raw_db) @ index.codec.floats(query)[0]
     return ids[np.argsort(-sims, kind="stable")[:k]]
 
@@ -28,11 +30,11 @@ def build(n=500, hnsw=False, seed=0, **settings):
     raw = clustered(n, seed)
     ids = np.arange(1000, 1000 + n, dtype=np.int64)
     s = Settings(hnsw_threshold=0 if hnsw else 10**9, **settings)
-    return VectorIndex.build(ids, ids // 2, raw, s, model="test"), raw, ids
+    return FaissIndex.build(ids, ids // 2, raw, s, model="test"), raw, ids
 
 
 def search(index, raw_query, k, **kw):
-    return index.search(index.codec.floats(raw_query), index.codec.bits(raw_query), k, **kw)
+    return index.search(index.encode(raw_query), k, **kw)
 
 
 def test_exact_search_equals_brute_force():
@@ -70,7 +72,7 @@ def test_codec_bits_are_signs_of_centred_vectors():
     bits = np.unpackbits(codec.bits(raw), axis=1)[:, :DIM]
     assert np.array_equal(bits == 1, raw - raw.mean(0) > 0)
     assert 0.3 < bits.mean() < 0.7  # centring balances the bits
-    index = VectorIndex.build(np.arange(100), np.arange(100), raw, Settings(), codec=codec)
+    index = FaissIndex.build(np.arange(100), np.arange(100), raw, Settings(), codec=codec)
     assert np.array_equal(index.stored_bits(np.arange(100)), codec.bits(raw))  # same bits as indexed
     assert np.allclose(np.linalg.norm(codec.floats(raw), axis=1), 1)
 
@@ -92,7 +94,7 @@ def test_codec_by_hand():
     floats = codec.floats(raw)
     assert floats.dtype == np.float32 and floats.flags.c_contiguous
     assert np.allclose(floats, centred / np.linalg.norm(centred, axis=1, keepdims=True))
-    index = VectorIndex.build(np.arange(3), np.arange(3), raw, Settings(), codec=codec)
+    index = FaissIndex.build(np.arange(3), np.arange(3), raw, Settings(), codec=codec)
     assert np.array_equal(index.stored_bits(np.arange(3)), codec.bits(raw))  # also for components at the centre
     tiny = Codec.identity(4)
     assert tiny.center.dtype == np.float32 and tiny.dim == 4 and not tiny.center.any()
@@ -109,7 +111,7 @@ def test_exact_ties_are_broken_by_item_id():
     base = clustered(40, seed=2)
     raw = np.concatenate([np.repeat(base[:1], 30, axis=0), base[1:]])  # 30 copies of one vector
     ids = np.random.default_rng(0).permutation(np.arange(500, 570))[: len(raw)].astype(np.int64)
-    index = VectorIndex.build(ids, ids, raw, Settings(hnsw_threshold=10**9))
+    index = FaissIndex.build(ids, ids, raw, Settings(hnsw_threshold=10**9))
     copies = np.sort(ids[:30])
     for binary in (False, True):
         hits = search(index, raw[0], 25, allowed=np.sort(ids), binary=binary)  # filters come as sorted ids
@@ -120,7 +122,7 @@ def test_item_id_zero_and_small_indexes():
     """Id 0 is an ordinary id; k larger than the index, an empty index, an empty filter and excluding everything
     give what is there (or nothing), never an error or a padding id."""
     raw = clustered(6, seed=3)
-    index = VectorIndex.build(np.arange(6), np.arange(6), raw, Settings(hnsw_threshold=10**9))
+    index = FaissIndex.build(np.arange(6), np.arange(6), raw, Settings(hnsw_threshold=10**9))
     for binary in (False, True):
         hits = search(index, raw[0], 20, binary=binary)
         assert hits.ids[0] == 0 and sorted(hits.ids) == list(range(6)) and len(hits.scores) == 6
@@ -134,12 +136,12 @@ def test_item_id_zero_and_small_indexes():
         cosine = float(index.codec.floats(raw[3:4])[0] @ index.codec.floats(raw[0:1])[0])
         assert only_zero.scores[0] == pytest.approx(cosine, abs=1e-5)  # a lone candidate is scored too
         assert len(search(index, raw[3], 1, allowed=np.arange(6), binary=binary).ids) == 1
-    empty = VectorIndex.build(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, DIM), np.float32),
-                              Settings())
+    empty = FaissIndex.build(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, DIM), np.float32),
+                             Settings())
     assert len(empty) == 0 and empty.dim == DIM and len(search(empty, raw[0], 3).ids) == 0
     assert empty.contains(np.array([0, 1])).tolist() == [False, False]
     assert empty.contains(np.array([0, 1])).dtype == bool
-    one = VectorIndex.build(np.array([7]), np.array([7]), raw[:1], Settings())
+    one = FaissIndex.build(np.array([7]), np.array([7]), raw[:1], Settings())
     assert one.contains(np.array([3, 7, 9])).tolist() == [False, True, False]
 
 
@@ -147,20 +149,20 @@ def test_id_arrays_stay_int64(tmp_path):
     """Item, image and tombstone ids are int64 whatever the caller passed (lists, int32): they are FAISS ids and
     are saved; floats would lose ids above 2^53 and change the saved files."""
     raw = clustered(30, seed=4)
-    index = VectorIndex.build(list(range(10)), np.arange(10, dtype=np.int32), raw[:10], Settings(hnsw_threshold=0))
+    index = FaissIndex.build(list(range(10)), np.arange(10, dtype=np.int32), raw[:10], Settings(hnsw_threshold=0))
     index.add(list(range(10, 20)), list(range(10, 20)), raw[10:20].astype(np.float64))
     index.remove([0, 1])
     for array in (index.item_ids, index.image_ids, index.tombstones):
         assert array.dtype == np.int64
     index.save(tmp_path)
-    loaded = VectorIndex.load(tmp_path, index.settings)
+    loaded = FaissIndex.load(tmp_path, index.settings)
     for array in (loaded.item_ids, loaded.image_ids, loaded.tombstones):
         assert array.dtype == np.int64
-    fresh = VectorIndex(Codec.identity(DIM), Settings())
+    fresh = FaissIndex(Codec.identity(DIM), Settings())
     assert fresh.item_ids.dtype == fresh.image_ids.dtype == fresh.tombstones.dtype == np.int64
     assert fresh.describe() == {"model": "", "items": 0, "dim": DIM, "tombstones": 0, "float": "exact",
                                 "binary": "exact"}  # exact indexes unless asked otherwise
-    assert VectorIndex.build(np.arange(3), np.arange(3), raw[:3], Settings()).model == ""
+    assert FaissIndex.build(np.arange(3), np.arange(3), raw[:3], Settings()).model == ""
 
 
 def test_graphs_use_the_configured_degree():
@@ -206,11 +208,11 @@ def test_index_kinds_switch_just_above_their_thresholds():
     says so when a catalogue grows or shrinks across either threshold, and only then."""
     raw = clustered(40, seed=6)
     ids = np.arange(40, dtype=np.int64)
-    at = VectorIndex.build(ids, ids, raw, Settings(hnsw_threshold=40, binary_hnsw_threshold=40))
+    at = FaissIndex.build(ids, ids, raw, Settings(hnsw_threshold=40, binary_hnsw_threshold=40))
     assert (at.hnsw, at.binary_hnsw) == (False, False)
-    over = VectorIndex.build(ids, ids, raw, Settings(hnsw_threshold=39, binary_hnsw_threshold=10**9))
+    over = FaissIndex.build(ids, ids, raw, Settings(hnsw_threshold=39, binary_hnsw_threshold=10**9))
     assert (over.hnsw, over.binary_hnsw) == (True, False)
-    over_bits = VectorIndex.build(ids, ids, raw, Settings(hnsw_threshold=10**9, binary_hnsw_threshold=39))
+    over_bits = FaissIndex.build(ids, ids, raw, Settings(hnsw_threshold=10**9, binary_hnsw_threshold=39))
     assert (over_bits.hnsw, over_bits.binary_hnsw) == (False, True)
     assert not at.needs_rebuild() and not at.needs_rebuild(future_size=40) and at.needs_rebuild(future_size=41)
     assert not over.needs_rebuild() and not over.needs_rebuild(future_size=40) and over.needs_rebuild(future_size=39)
@@ -240,7 +242,7 @@ def test_describe_and_saved_manifest(tmp_path):
 
     raw = clustered(60)
     ids = np.arange(1000, 1060, dtype=np.int64)
-    index = VectorIndex.build(ids, ids, raw, Settings(hnsw_threshold=0), model="lite0")
+    index = FaissIndex.build(ids, ids, raw, Settings(hnsw_threshold=0), model="lite0")
     index.remove(ids[:3])
     assert index.describe() == {"model": "lite0", "items": 57, "dim": DIM, "tombstones": 3, "float": "hnsw",
                                 "binary": "exact"}
@@ -250,11 +252,11 @@ def test_describe_and_saved_manifest(tmp_path):
                                      "binary_kind")} == {"format": "viscover-index/1", "generation": 1,
                                                          "model": "lite0", "dim": DIM, "count": 57, "tombstones": 3,
                                                          "float_kind": "hnsw", "binary_kind": "flat"}
-    loaded = VectorIndex.load(tmp_path, index.settings)
+    loaded = FaissIndex.load(tmp_path, index.settings)
     assert loaded.describe() == index.describe() and loaded.codec.center.dtype == np.float32
-    with pytest.raises(NotFoundError, match=r"item row\(s\) \[1000, 1001, 1002\] are not in the lite0 index; "
-                                            "run `viscover index`"):
+    with pytest.raises(NotFoundError, match=r"^item row\(s\) \[1000, 1001, 1002\] are not in the lite0 index$") as e:
         loaded.stored_floats(ids[:5])
+    assert e.value.remedy.action == "index"
 
 
 def test_save_removes_only_stale_files(tmp_path):
@@ -281,7 +283,7 @@ def test_loading_refuses_what_it_cannot_trust(tmp_path):
     manifest = json.loads(manifest_path.read_text())
     manifest_path.write_text(json.dumps({**manifest, "format": "viscover-index/99"}))
     with pytest.raises(IndexCorruptError, match=f"{tmp_path}: unknown index format 'viscover-index/99'"):
-        VectorIndex.load(tmp_path, index.settings)
+        FaissIndex.load(tmp_path, index.settings)
     arrays = tmp_path / manifest["files"]["arrays"]["name"]
     with open(arrays, "wb") as f:  # the same arrays, one of them an object array: loading it would unpickle
         np.savez(f, item_ids=index.item_ids, image_ids=index.image_ids, center=index.codec.center,
@@ -289,13 +291,13 @@ def test_loading_refuses_what_it_cannot_trust(tmp_path):
     manifest["files"]["arrays"]["sha256"] = sha256_file(arrays)
     manifest_path.write_text(json.dumps(manifest))
     with pytest.raises(IndexCorruptError, match="unreadable index .*pickle"):
-        VectorIndex.load(tmp_path, index.settings)
+        FaissIndex.load(tmp_path, index.settings)
     manifest_path.write_text(json.dumps({**manifest, "files": {}}))
     with pytest.raises(IndexCorruptError, match="unreadable index \\(KeyError"):
-        VectorIndex.load(tmp_path, index.settings)
+        FaissIndex.load(tmp_path, index.settings)
 
 
-def brute_binary(index: VectorIndex, raw_db: np.ndarray, ids: np.ndarray, query: np.ndarray, k: int) -> np.ndarray:
+def brute_binary(index: FaissIndex, raw_db: np.ndarray, ids: np.ndarray, query: np.ndarray, k: int) -> np.ndarray:
     """Binary search by hand: the k x binary_rerank nearest codes by Hamming distance, re-ranked by cosine."""
     codes, q = np.unpackbits(index.codec.bits(raw_db), axis=1), np.unpackbits(index.codec.bits(query), axis=1)
     short = np.argsort((codes != q).sum(axis=1), kind="stable")[: k * index.settings.binary_rerank]
@@ -385,14 +387,14 @@ def test_save_load_round_trip(tmp_path):
     index.save(tmp_path)  # a second generation replaces the first
     assert sorted(p.name for p in tmp_path.iterdir()) == ["arrays-2.npz", "binary-2.faiss", "float-2.faiss",
                                                           "manifest.json"]
-    loaded = VectorIndex.load(tmp_path, index.settings)
+    loaded = FaissIndex.load(tmp_path, index.settings)
     q = clustered(3, seed=4)
     for qq in q:
         for binary in (False, True):
             a, b = search(index, qq, 10, binary=binary), search(loaded, qq, 10, binary=binary)
             assert np.array_equal(a.ids, b.ids) and np.allclose(a.scores, b.scores)
     assert np.array_equal(loaded.tombstones, index.tombstones) and len(loaded) == 295
-    assert VectorIndex.load(tmp_path / "nothing", index.settings) is None
+    assert FaissIndex.load(tmp_path / "nothing", index.settings) is None
 
 
 def test_corrupt_index_is_detected(tmp_path):
@@ -403,10 +405,10 @@ def test_corrupt_index_is_detected(tmp_path):
     data[len(data) // 2] ^= 0xFF
     target.write_bytes(bytes(data))
     with pytest.raises(IndexCorruptError, match="checksum"):
-        VectorIndex.load(tmp_path, index.settings)
+        FaissIndex.load(tmp_path, index.settings)
     (tmp_path / "manifest.json").write_text("{not json")
     with pytest.raises(IndexCorruptError, match=f"^{tmp_path / 'manifest.json'}: unreadable manifest "):
-        VectorIndex.load(tmp_path, index.settings)
+        FaissIndex.load(tmp_path, index.settings)
 
 
 def test_small_requests_and_empty_answers():
@@ -424,11 +426,11 @@ def test_small_requests_and_empty_answers():
             assert (hits.ids.dtype, hits.scores.dtype) == (np.int64, np.float32), kw
         assert len(none.ids) == len(none.scores) == 0 and len(some.ids) == len(some.scores) == 5, kw
     for kw in paths:  # a float64 query vector: the same answer, float32 scores
-        wide = index.search(index.codec.floats(q)[0].astype(np.float64), index.codec.bits(q), 5, **kw)
+        wide = index.search(Query(index.codec.floats(q)[0].astype(np.float64), index.codec.bits(q)), 5, **kw)
         assert wide.scores.dtype == np.float32 and wide.ids.tolist() == search(index, q, 5, **kw).ids.tolist(), kw
     with pytest.raises(ValueError, match="binary search needs the query's sign bits"):
-        index.search(index.codec.floats(q), None, 5, binary=True)
-    assert search(index, q, 5).ids.tolist() == index.search(index.codec.floats(q), None, 5).ids.tolist()
+        index.search(Query(index.codec.floats(q)), 5, binary=True)
+    assert search(index, q, 5).ids.tolist() == index.search(Query(index.codec.floats(q)), 5).ids.tolist()
     gone = search(index, q, 5, excluded=ids)  # everything excluded
     assert (len(gone.ids), gone.ids.dtype, gone.scores.dtype) == (0, np.int64, np.float32)
     with pytest.raises(NotFoundError, match=r"item row\(s\) \[1, 2, 3, 4, 5\] are not"):
@@ -442,16 +444,16 @@ def test_build_fits_the_centre_unless_given_one(tmp_path):
 
     raw = clustered(40)
     ids = np.arange(40, dtype=np.int64)
-    index = VectorIndex.build(ids, ids, raw, Settings())
+    index = FaissIndex.build(ids, ids, raw, Settings())
     assert np.allclose(index.codec.center, raw.mean(axis=0), atol=1e-6)
-    empty = VectorIndex.build(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, DIM), np.float32),
-                              Settings())
+    empty = FaissIndex.build(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, DIM), np.float32),
+                             Settings())
     assert empty.dim == DIM and not empty.codec.center.any() and len(empty) == 0
     empty.add(ids, ids, raw)
     hits = search(empty, raw[:1], 3)
     assert hits.ids[0] == 0 and np.isfinite(hits.scores).all()
-    assert VectorIndex.build(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32),
-                             Settings()).dim == 0
+    assert FaissIndex.build(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32),
+                            Settings()).dim == 0
     index.save(tmp_path)
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     assert (manifest["float_kind"], manifest["binary_kind"]) == ("flat", "flat")
@@ -478,10 +480,123 @@ def test_a_save_landing_during_a_load_is_read_instead(tmp_path, monkeypatch):
         return real(path)
 
     monkeypatch.setattr(module, "sha256_file", racing)
-    loaded = VectorIndex.load(tmp_path, first.settings)
+    loaded = FaissIndex.load(tmp_path, first.settings)
     assert len(loaded) == 40 and len(saves) == 2  # two saves landed; the third generation was read
     monkeypatch.setattr(module, "sha256_file", real)
     target = next(tmp_path.glob("float-*.faiss"))
     target.write_bytes(target.read_bytes()[:-1] + b"x")  # damaged, with no save going on: still an error
     with pytest.raises(IndexCorruptError, match="checksum"):
-        VectorIndex.load(tmp_path, first.settings)
+        FaissIndex.load(tmp_path, first.settings)
+
+
+def test_rebuild_required_combines_tombstoned_ids_kind_and_dead_fraction():
+    """What `index` asks before updating in place: a tombstoned id among those to add, a size after the change
+    that calls for another kind of index, or too many dead entries after removing (only live ids count)."""
+    graph, raw, ids = build(n=100, hnsw=True, compact_ratio=0.2)
+    none = np.zeros(0, np.int64)
+    assert not graph.rebuild_required(none, none)
+    graph.remove(ids[:5])
+    assert graph.rebuild_required(ids[:1], none)  # tombstoned: cannot come back in place
+    assert not graph.rebuild_required(np.array([7777]), ids[5:20])  # 20 dead of 100: exactly the ratio
+    assert graph.rebuild_required(np.array([7777]), ids[5:21])
+    assert not graph.rebuild_required(none, np.concatenate([ids[:5], [99999]]))  # not live: not counted again
+    raw = clustered(40)
+    ids = np.arange(40, dtype=np.int64)
+    flat = FaissIndex.build(ids, ids, raw, Settings(hnsw_threshold=41))
+    assert not flat.rebuild_required(np.array([5000]), none)  # 41 items: still exact
+    assert flat.rebuild_required(np.array([5000, 5001]), none)  # 42 > 41: a graph now
+    assert not flat.rebuild_required(np.array([5000, 5001]), ids[:1])  # one out, two in: 41
+    assert not flat.rebuild_required(none, ids[:39])  # exact indexes delete in place
+
+
+def test_codec_for_vectors():
+    """One rule for the index, eval and anything else: identity for centred models, else the mean of the raw
+    vectors; from no vectors, an identity of their width."""
+    raw = clustered(30)
+    assert np.allclose(Codec.for_vectors(raw).center, raw.mean(axis=0))
+    assert not Codec.for_vectors(raw, centered=True).center.any() and Codec.for_vectors(raw, centered=True).dim == DIM
+    empty = Codec.for_vectors(np.zeros((0, DIM), np.float32))
+    assert empty.dim == DIM and not empty.center.any()
+    assert Codec.for_vectors(np.zeros(0, np.float32)).dim == 0
+
+
+def test_query_rows():
+    """A Query holds 2-D float32 rows (and uint8 bits); one row of it is a Query again."""
+    raw = clustered(3)
+    index, _, _ = build(n=50)
+    query = index.encode(raw)
+    assert len(query) == 3 and query.floats.shape == (3, DIM) and query.bits.shape == (3, DIM // 8)
+    last = query[-1]
+    assert len(last) == 1 and np.array_equal(last.floats, query.floats[2:])
+    assert np.array_equal(last.bits, query.bits[2:])
+    assert query[0].bits.dtype == np.uint8 and query[1].floats.dtype == np.float32
+    flat = Query(np.zeros(DIM, np.float64))
+    assert flat.floats.shape == (1, DIM) and flat.floats.dtype == np.float32 and flat.bits is None
+    assert flat[0].bits is None
+    with pytest.raises(ValueError, match="one query at a time"):
+        index.search(query, 3)
+
+
+def test_backends_are_chosen_by_name(tmp_path):
+    """build_index / load_index / saved_version go through the registry: FAISS by default, another backend by
+    name once registered, and an unknown name is a settings error."""
+    from viscover.errors import ConfigError
+    from viscover.index import (DEFAULT_BACKEND, IndexBackend, backend_names, build_index, get_backend, load_index,
+                                register_backend, saved_version)
+    from viscover.index.registry import _BACKENDS
+
+    raw = clustered(20)
+    ids = np.arange(20, dtype=np.int64)
+    assert DEFAULT_BACKEND == "faiss" and "faiss" in backend_names()
+    index = build_index(ids, ids, raw, Settings(), model="m")
+    assert isinstance(index, FaissIndex) and index.model == "m" and np.allclose(index.codec.center, raw.mean(0))
+    assert not build_index(ids, ids, raw, Settings(), centered=True).codec.center.any()
+    assert saved_version(tmp_path, Settings()) is None and load_index(tmp_path, Settings()) is None
+    index.save(tmp_path)
+    assert saved_version(tmp_path, Settings()) is not None and len(load_index(tmp_path, Settings())) == 20
+    with pytest.raises(ConfigError, match="unknown index backend 'nope'; known: faiss"):
+        build_index(ids, ids, raw, Settings(), backend="nope")
+    calls = []
+    faiss_backend = get_backend(Settings())
+    fake = IndexBackend("fake", build=lambda *a: calls.append(a) or "built", load=lambda f, s: "loaded",
+                        saved_version=lambda f: 42)
+    register_backend(fake)
+    try:
+        assert build_index(ids, ids, raw, Settings(), model="m", backend="fake") == "built"
+        assert calls[0][5] == "m" and isinstance(calls[0][4], Codec)
+        assert load_index(tmp_path, Settings(), backend="fake") == "loaded"
+        assert saved_version(tmp_path, Settings(), backend="fake") == 42
+        assert get_backend(Settings(), "fake") is fake and get_backend(Settings()) is faiss_backend
+    finally:
+        _BACKENDS.pop("fake")
+
+
+def test_index_cache_loads_once_and_notices_newer_saves(tmp_path):
+    """The cache returns the same object until a save lands (this process's, swapped in by `keep`, or another
+    process's, noticed by the manifest's version); a missing or damaged index names its remedy."""
+    from viscover.index.cache import IndexCache
+    from viscover.paths import Home
+
+    home = Home(tmp_path)
+    cache = IndexCache(home, Settings())
+    with pytest.raises(NotFoundError, match=f"^no index for model lite0 in {tmp_path}$") as e:
+        cache.get("key", "lite0", "lite0-as-typed")
+    assert (e.value.remedy.action, e.value.remedy.model) == ("index", "lite0-as-typed")
+    index, raw, ids = build(n=30)
+    index.save(home.index("key"))
+    first = cache.get("key", "lite0")
+    assert cache.get("key", "lite0") is first and len(first) == 30
+    other, _, _ = build(n=40, seed=1)
+    other.save(home.index("key"))  # as another process would
+    again = cache.get("key", "lite0")
+    assert again is not first and len(again) == 40 and cache.get("key", "lite0") is again
+    mine, _, _ = build(n=50, seed=2)
+    mine.save(home.index("key"))
+    cache.keep("key", mine)
+    assert cache.get("key", "lite0") is mine
+    target = next(home.index("key").glob("float-*.faiss"))
+    target.write_bytes(target.read_bytes()[:-1] + b"x")
+    os.utime(home.index("key") / "manifest.json", ns=(1, 1))  # as if a new (damaged) save had landed
+    with pytest.raises(IndexCorruptError, match="checksum mismatch") as e:
+        cache.get("key", "lite0", None)
+    assert (e.value.remedy.action, e.value.remedy.model) == ("rebuild-index", None)

@@ -9,7 +9,7 @@ import pytest
 
 from viscover import Settings
 from viscover.graph import Bipartite
-from viscover.index import Codec, VectorIndex
+from viscover.index import build_index
 from viscover.related.candidates import FEATURES, ItemAttributes
 from viscover.related.pixie import PixieParams
 from viscover.related.service import RelatedHit, RelatedItems, RelatedParams, VisualNeighbours
@@ -36,7 +36,7 @@ def catalogue():
     domains = {100 + n: (1 if n in (4, 5, 6) else 0) for n in range(14)}
     graph = Bipartite.from_edges("item-board", 100 + np.array(left), np.array(right), left_ids=ids,
                                  left_keys=domains)
-    index = VectorIndex.build(ids, ids, vectors.astype(np.float32), Settings(), codec=Codec.identity(DIM))
+    index = build_index(ids, ids, vectors.astype(np.float32), Settings(), centered=True)
     image_of = np.arange(14)
     image_of[10] = 0
     attrs = ItemAttributes(labels=np.zeros((0, 14), np.int32), domains=np.array([domains[i] for i in ids], np.int32))
@@ -166,9 +166,8 @@ def test_related_defaults_signals_explanations_and_vectors(catalogue):
     for i in range(len(cold.nodes)):
         assert cold.explain(i)["features"] == {n: round(float(v), 4) for n, v in zip(FEATURES, cold.features[i])}
     assert any(v != round(v, 3) for v in cold.explain(0)["features"].values())  # 4 places really kept
-    partial = VisualNeighbours(graph, VectorIndex.build(np.arange(100, 107), np.arange(100, 107),
-                                                        index.stored_floats(np.arange(100, 107)), Settings(),
-                                                        codec=Codec.identity(DIM)))
+    partial = VisualNeighbours(graph, build_index(np.arange(100, 107), np.arange(100, 107),
+                                                  index.stored_floats(np.arange(100, 107)), Settings(), centered=True))
     unit, present = partial.unit_vectors()
     assert unit.shape == (14, DIM) and present.tolist() == [True] * 7 + [False] * 7
     assert np.allclose(unit[:7], index.stored_floats(np.arange(100, 107)), atol=1e-6) and not unit[7:].any()

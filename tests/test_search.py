@@ -76,8 +76,8 @@ def test_binary_search_shortlists_by_hamming_and_reranks_by_cosine(indexed_home)
     with Engine(indexed_home, Settings(workers=1, binary_rerank=rerank)) as engine:
         index = engine.vector_index()
         ids = index.item_ids
-        codes = np.unpackbits(index.stored_bits(ids), axis=1)
-        unit = index.stored_floats(ids)
+        stored = index.stored_query(ids)
+        codes, unit = np.unpackbits(stored.bits, axis=1), stored.floats
         agree = 0
         queries = [sorted((GROCERY / "train/Fruit/Banana").glob("*.jpg"))[-1],
                    sorted((GROCERY / "train/Packages/Oat-Milk/Oatly-Oat-Milk").glob("*.jpg"))[-1],
@@ -85,8 +85,9 @@ def test_binary_search_shortlists_by_hamming_and_reranks_by_cosine(indexed_home)
                    sorted((GROCERY / "train/Fruit/Lime").glob("*.jpg"))[-1]]
         for photo in queries:
             raw = embed_batch([ImageJob(0, str(photo))], engine.embedder(), engine.settings).vectors
-            hamming = (codes != np.unpackbits(index.codec.bits(raw), axis=1)).sum(axis=1)
-            cosine = unit @ index.codec.floats(raw)[0]
+            query = index.encode(raw)
+            hamming = (codes != np.unpackbits(query.bits, axis=1)).sum(axis=1)
+            cosine = unit @ query.floats[0]
             hits = engine.search_image(photo, k=k, binary=True, collapse=False)
             got = np.array([h.item.id for h in hits])
             pos = np.searchsorted(ids, got)
@@ -234,8 +235,32 @@ def test_damaged_index_is_detected_and_rebuilt_from_embeddings(tmp_path):
     target = next((tmp_path / "home" / "index" / "efficientnet-lite0").glob("float-*.faiss"))
     target.write_bytes(target.read_bytes()[:-100])  # truncated, e.g. by a full disk
     with Engine(tmp_path / "home", Settings(workers=1)) as engine:
-        with pytest.raises(IndexCorruptError, match="run `viscover index` to rebuild"):
+        with pytest.raises(IndexCorruptError, match="checksum mismatch") as excinfo:
             engine.search_image(photos_[0], k=1)
+        assert excinfo.value.remedy.action == "rebuild-index"
         report = engine.index()
         assert report.rebuilt and "checksum" in report.rebuild_reason and report.embedded == 0
         assert engine.search_image(photos_[0], k=1)[0].item.key == photos_[0].stem
+
+
+def test_a_missing_index_or_embedding_names_its_remedy(tmp_path):
+    """Before `index`, and for an item ingested since, search says what is missing and names the fix (the shells
+    phrase it: a command, an HTTP hint) without a CLI hint in the message."""
+    photos_ = sorted((GROCERY / "train/Fruit/Lime").glob("*.jpg"))[:3]
+    rows = [{"path": str(p), "id": p.stem} for p in photos_]
+    with Engine(tmp_path / "home", Settings(workers=1)) as engine:
+        engine.ingest(write_csv(rows[:2], tmp_path / "a.csv"), image_roots=[SHARED])
+        with pytest.raises(NotFoundError, match=f"^no index for model efficientnet-lite0 in {tmp_path / 'home'}$") \
+                as e:
+            engine.search_item(photos_[0].stem)
+        assert (e.value.remedy.action, e.value.remedy.model) == ("index", None)
+        with pytest.raises(NotFoundError) as e:
+            engine.search_image(photos_[0], model="efficientnet-lite0")
+        assert (e.value.remedy.action, e.value.remedy.model) == ("index", "efficientnet-lite0")
+        engine.index()
+        engine.ingest(write_csv(rows[2:], tmp_path / "b.csv"), image_roots=[SHARED])
+        with pytest.raises(NotFoundError, match=f"^item '{photos_[2].stem}' has no embedding for efficientnet-lite0 "
+                                                "yet$") as e:
+            engine.search_item(photos_[2].stem)
+        assert e.value.remedy.action == "index"
+        assert engine.search_item(photos_[2].stem, crop=CropBox(0, 0, 50, 50), k=1)  # a crop is embedded now

@@ -11,15 +11,12 @@ from __future__ import annotations
 
 import json
 import threading
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
 from viscover.catalog.ingest import IngestReport, ingest
-from viscover.catalog.records import Problem
 from viscover.catalog.roots import parse_roots
 from viscover.catalog.sources import open_source
 from viscover.catalog.browse import BoardSummary, board_page, boards_page, catalogue_image, image_file
@@ -27,19 +24,18 @@ from viscover.catalog.records import Item
 from viscover.catalog.store import CatalogStore, Filters
 from viscover.config import Settings
 from viscover.embed import Embedder, load_embedder, resolve_model
-from viscover.embed.pipeline import ImageJob, decode_pixels, embed_batch, embed_images
 from viscover.embed.vectors import EmbeddingStore
 from viscover.errors import BadImageError, BadRequestError, NotFoundError, Remedy
 from viscover.imaging import CropBox
 from viscover.imaging.thumbnails import SIZES as THUMBNAIL_SIZES
 from viscover.imaging.thumbnails import thumbnail
-from viscover.index import Codec, IndexCorruptError, VectorIndex
-from viscover.index.faiss_index import MANIFEST as INDEX_MANIFEST
+from viscover.index import IndexCorruptError, VectorIndex, load_index
+from viscover.index.sync import IndexReport  # re-exported: `from viscover.engine import IndexReport` keeps working
 from viscover.fsutil import HomeLock, atomic_write_bytes
 from viscover.paths import Home
 from viscover.progress import ProgressFactory, no_progress
 from viscover.search.results import SearchHit
-from viscover.search.searcher import run_search
+from viscover.search.service import SearchService
 from viscover.shop import SceneObjects, ShopService
 
 if TYPE_CHECKING:  # heavy imports (numba) only when related items are used
@@ -49,27 +45,6 @@ if TYPE_CHECKING:  # heavy imports (numba) only when related items are used
     from viscover.related.service import RelatedHit, RelatedItems
 
 
-@dataclass
-class IndexReport:
-    """What `index` did: embeddings computed and failed, and how the vector index changed."""
-
-    model: str
-    key: str
-    embedded: int = 0
-    failed: list[Problem] = field(default_factory=list)
-    added: int = 0
-    removed: int = 0
-    rebuilt: bool = False
-    rebuild_reason: str = ""
-    size: int = 0
-    kind: str = ""
-    seconds: float = 0.0
-
-    def to_dict(self) -> dict:
-        return {"model": self.model, "key": self.key, "embedded": self.embedded, "failed": len(self.failed),
-                "problems": [str(p) for p in self.failed], "added": self.added, "removed": self.removed,
-                "rebuilt": self.rebuilt, "rebuild_reason": self.rebuild_reason, "size": self.size,
-                "kind": self.kind, "seconds": round(self.seconds, 3)}
 
 
 class Engine:
@@ -87,17 +62,16 @@ class Engine:
             self.home.root.mkdir(parents=True, exist_ok=True)
         self.store = CatalogStore(url)
         self._embedders: dict[str, Embedder] = {}
-        self._indexes: dict[str, VectorIndex] = {}
-        self._index_stamps: dict[str, tuple[int, int] | None] = {}
         self._graph = None  # (catalogue signature, Bipartite)
         self._related = None  # (key, RelatedItems)
         # An Engine may serve many threads (the HTTP server): caches are filled under one lock, and Pixie's walker
         # (one reusable visit buffer) runs under another. Indexes are never changed in place while cached:
         # `index` and `remove` work on a fresh copy and swap it in.
         self._cache_lock = threading.RLock()
+        self._search_service = SearchService(self.store, self.home, self.settings, self.embedder, self._cache_lock)
         self._walk_lock = threading.Lock()
         self._write_lock = HomeLock(self.home.write_lock)  # one writer per home, across processes
-        self._shop = ShopService(self.settings, self.embedder, self._search_rows, self._cache_lock)
+        self._shop = ShopService(self.settings, self.embedder, self._search_service.search_vectors, self._cache_lock)
 
     def close(self) -> None:
         self.store.close()
@@ -132,16 +106,7 @@ class Engine:
         # indexes first, then the catalogue: a crash in between leaves items without vectors (the next `index`
         # adds them back), never vectors of deleted items (whose row ids a later ingest may reuse)
         found = self.store.item_ids_of(keys)
-        ids = np.array(sorted(found.values()), np.int64)
-        root = self.home.root / "index"
-        for folder in sorted(root.iterdir()) if root.is_dir() and len(ids) else []:
-            try:
-                index = VectorIndex.load(folder, self.settings)
-            except IndexCorruptError:
-                continue  # rebuilt from the catalogue by the next `index`
-            if index is not None and index.remove(ids):
-                index.save(folder)
-                self._keep_index(folder.name, index)  # swap in the updated copy
+        self._search_service.remove_from_indexes(np.array(sorted(found.values()), np.int64))
         deleted = self.store.delete_items(list(found))
         return [k for k in keys if k not in deleted]
 
@@ -194,144 +159,26 @@ class Engine:
               progress: ProgressFactory = no_progress) -> IndexReport:
         """Embed every image without a vector for this model (resumable), then bring the index up to date."""
         with self._write_lock.held():
-            return self._index(model, rebuild=rebuild, progress=progress)
-
-    def _index(self, model: str | None, *, rebuild: bool, progress: ProgressFactory) -> IndexReport:
-        start = time.perf_counter()
-        embedder = self.embedder(model)
-        report = IndexReport(model=embedder.name, key=embedder.key)
-        vectors = EmbeddingStore(self.home.embeddings(embedder.key))
-        vectors.write_meta({"model": embedder.name, "key": embedder.key, "dim": embedder.dim})
-        have = vectors.ids()
-        todo = [ImageJob(i, uri) for i, uri in self.store.images_to_embed() if not _in(i, have)]
-        ids_buf, vec_buf = [], []
-        for batch in embed_images(todo, embedder, self.settings, progress=progress, description="embed"):
-            for image_id, reason in batch.failures:
-                self.store.mark_image_error(image_id, reason)
-                report.failed.append(Problem(f"image {image_id}", reason))
-            ids_buf.append(batch.ids)
-            vec_buf.append(batch.vectors)
-            report.embedded += len(batch.ids)
-            if sum(len(b) for b in ids_buf) >= self.settings.shard_size:
-                vectors.append(np.concatenate(ids_buf), np.concatenate(vec_buf))
-                ids_buf, vec_buf = [], []
-        if ids_buf:
-            vectors.append(np.concatenate(ids_buf), np.concatenate(vec_buf))
-        vectors.compact()
-        self._sync_index(embedder, vectors, rebuild, report)
-        report.seconds = time.perf_counter() - start
-        return report
-
-    def _sync_index(self, embedder: Embedder, vectors: EmbeddingStore, rebuild: bool, report: IndexReport) -> None:
-        """Make the saved index hold exactly the items whose image has a vector: add and remove in place when
-        possible, else rebuild from the stored embeddings."""
-        folder = self.home.index(embedder.key)
-        item_ids, image_ids = self.store.item_images()
-        keep = np.isin(image_ids, vectors.ids())
-        item_ids, image_ids = item_ids[keep], image_ids[keep]
-        index = None
-        if not rebuild:
-            try:
-                index = VectorIndex.load(folder, self.settings)
-            except IndexCorruptError as e:
-                report.rebuild_reason = f"{e}; rebuilt from stored embeddings"
-        if index is not None and index.dim != embedder.dim:
-            index, report.rebuild_reason = None, "model dimension changed"
-        if index is not None:
-            live = index.contains(item_ids)
-            changed = live.copy()
-            changed[live] = index.image_of(item_ids[live]) != image_ids[live]
-            to_remove = np.concatenate([index.item_ids[~np.isin(index.item_ids, item_ids)], item_ids[changed]])
-            add = ~live | changed
-            if index.blocks_add(item_ids[add]) or index.needs_rebuild(len(item_ids), removing=len(to_remove)):
-                index, report.rebuild_reason = None, report.rebuild_reason or "index kind or tombstones"
-            else:
-                report.removed = index.remove(to_remove)
-                index.add(item_ids[add], image_ids[add], _raw_vectors(vectors, image_ids[add], embedder.dim))
-                report.added = int(add.sum())
-        if index is None:
-            codec = Codec.identity(embedder.dim) if embedder.centered else None
-            index = VectorIndex.build(item_ids, image_ids, _raw_vectors(vectors, image_ids, embedder.dim),
-                                      self.settings, codec=codec, model=embedder.name)
-            report.rebuilt, report.added = True, len(item_ids)
-        index.save(folder)
-        self._keep_index(embedder.key, index)
-        report.size, report.kind = len(index), index.describe()["float"]
+            return self._search_service.index(model, rebuild=rebuild, progress=progress)
 
     def vector_index(self, model: str | None = None) -> VectorIndex:
         """The saved index of a model, loaded once and kept; reloaded when another process saved a newer one."""
-        embedder = self.embedder(model)
-        with self._cache_lock:
-            return self._cached_index(embedder, model)
-
-    def _cached_index(self, embedder: Embedder, model: str | None) -> VectorIndex:
-        stamp = _stamp(self.home.index(embedder.key) / INDEX_MANIFEST)
-        if self._index_stamps.get(embedder.key) != stamp:
-            self._indexes.pop(embedder.key, None)
-        if embedder.key not in self._indexes:
-            try:
-                index = VectorIndex.load(self.home.index(embedder.key), self.settings)
-            except IndexCorruptError as e:
-                raise IndexCorruptError(f"{e}; run `viscover index` to rebuild it from the stored embeddings") from None
-            if index is None:
-                raise NotFoundError(f"no index for model {embedder.name} in {self.home.root}; run `viscover index`"
-                                    + (f" --model {model}" if model else ""))
-            self._keep_index(embedder.key, index)
-        return self._indexes[embedder.key]
-
-    def _keep_index(self, key: str, index: VectorIndex) -> None:
-        """Cache an index just loaded or saved, with the stamp of its manifest file to notice newer saves."""
-        self._indexes[key] = index
-        self._index_stamps[key] = _stamp(self.home.index(key) / INDEX_MANIFEST)
+        return self._search_service.vector_index(model)
 
     # ---- search ----------------------------------------------------------------------------------------------
     def search_image(self, image: str | Path | bytes, *, crop: CropBox | None = None, k: int | None = None,
                      filters: Filters = Filters(), binary: bool = False, collapse: bool = True,
                      model: str | None = None) -> list[SearchHit]:
         """Search by an image file, URL or raw bytes, optionally by a crop box of it."""
-        index = self.vector_index(model)
-        raw = self._embed_one(image, crop, model)
-        return self._search(index, index.codec.floats(raw), index.codec.bits(raw), k, filters, binary, collapse,
-                            exclude=None)
+        return self._search_service.search_image(image, crop=crop, k=k, filters=filters, binary=binary,
+                                                 collapse=collapse, model=model)
 
     def search_item(self, key: str, *, crop: CropBox | None = None, k: int | None = None,
                     filters: Filters = Filters(), binary: bool = False, collapse: bool = True,
                     model: str | None = None) -> list[SearchHit]:
         """"More like this" for a catalogue item (or a crop of its image); the item and its copies are excluded."""
-        index = self.vector_index(model)
-        item = self.store.item(key)
-        exclude = self.store.item_ids_with_images([item.image_id])
-        if crop is not None:
-            raw = self._embed_one(item.uri, crop, model)
-            floats, bits = index.codec.floats(raw), index.codec.bits(raw)
-        else:
-            if not index.contains(np.array([item.id]))[0]:
-                raise NotFoundError(f"item {key!r} has no embedding for {index.model} yet; run `viscover index`")
-            floats = index.stored_floats(np.array([item.id]))
-            bits = index.stored_bits(np.array([item.id]))
-        return self._search(index, floats, bits, k, filters, binary, collapse, exclude=exclude)
-
-    def _embed_one(self, image: str | Path | bytes, crop: CropBox | None, model: str | None) -> np.ndarray:
-        embedder = self.embedder(model)
-        if isinstance(image, bytes):
-            pixels = decode_pixels(image, embedder.spec, self.settings, name="uploaded image", crop=crop)
-            return embedder.embed(pixels[None])
-        batch = embed_batch([ImageJob(0, str(image), crop)], embedder, self.settings)
-        if batch.failures:
-            raise BadImageError(batch.failures[0][1])
-        return batch.vectors
-
-    def _search(self, index: VectorIndex, floats, bits, k, filters, binary, collapse, exclude) -> list[SearchHit]:
-        k = self.settings.default_k if k is None else k
-        if k < 1:
-            raise BadRequestError(f"k={k}: ask for at least one result")
-        if filters.board is not None and not self.store.board_exists(filters.board):
-            raise NotFoundError(f"unknown board {filters.board!r}")
-        for task, _ in filters.labels:
-            if not self.store.task_exists(task):
-                raise NotFoundError(f"no item has a label for task {task!r}")
-        return run_search(self.store, index, floats, bits, k=k, filters=filters, binary=binary, exclude=exclude,
-                          collapse=collapse, dedup_threshold=self.settings.dedup_threshold)
+        return self._search_service.search_item(key, crop=crop, k=k, filters=filters, binary=binary,
+                                                collapse=collapse, model=model)
 
     # ---- objects in scenes (viscover.shop) ------------------------------------------------------------------
     def detector(self) -> "Detector":
@@ -358,14 +205,6 @@ class Engine:
     def shop_the_look_item(self, key: str, **options) -> SceneObjects:
         """Shop the look on a catalogue item's image, the item itself (and its copies) left out of the results."""
         return self.shop_the_look(self.store.item(key).uri, exclude_item=key, **options)
-
-    def _search_rows(self, raw: np.ndarray, *, k, filters, binary, exclude_item, model) -> list[list[SearchHit]]:
-        index = self.vector_index(model)
-        exclude = None
-        if exclude_item is not None:
-            exclude = self.store.item_ids_with_images([self.store.item(exclude_item).image_id])
-        return [self._search(index, index.codec.floats(raw[i:i + 1]), index.codec.bits(raw[i:i + 1]), k,
-                             filters, binary, True, exclude=exclude) for i in range(len(raw))]
 
     # ---- related items ---------------------------------------------------------------------------------------
     def item_graph(self) -> "Bipartite":
@@ -517,7 +356,7 @@ class Engine:
             store = EmbeddingStore(folder)
             entry = {**store.meta(), "embedded_images": int(len(store.ids()))}
             try:
-                index = VectorIndex.load(self.home.index(folder.name), self.settings)
+                index = load_index(self.home.index(folder.name), self.settings)
                 entry["index"] = index.describe() if index else None
             except IndexCorruptError as e:
                 entry["index"] = {"error": str(e)}
@@ -525,24 +364,3 @@ class Engine:
         out["bad_image_examples"] = [f"{u}: {e}" for u, e in self.store.bad_images(5)]
         return out
 
-
-def _stamp(path: Path) -> tuple[int, int] | None:
-    """(mtime in ns, inode) of a file, None if absent: changes whenever the file is atomically replaced."""
-    try:
-        st = path.stat()
-    except OSError:
-        return None
-    return st.st_mtime_ns, st.st_ino
-
-
-def _in(value: int, sorted_ids: np.ndarray) -> bool:
-    pos = np.searchsorted(sorted_ids, value)
-    return bool(pos < len(sorted_ids) and sorted_ids[pos] == value)
-
-
-def _raw_vectors(vectors: EmbeddingStore, image_ids: np.ndarray, dim: int) -> np.ndarray:
-    """Stored raw vectors aligned with `image_ids` (which may repeat: items can share an image)."""
-    if len(image_ids) == 0:
-        return np.zeros((0, dim), np.float32)
-    ids, raw = vectors.load(np.unique(image_ids))
-    return raw[np.searchsorted(ids, image_ids)]

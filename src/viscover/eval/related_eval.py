@@ -25,7 +25,7 @@ from viscover.graph.bipartite import Bipartite
 from viscover.graph.holdout import hidden_memberships
 from viscover.graph.prune import PruneParams
 from viscover.graph.prune import prune as prune_graph
-from viscover.index import Codec, VectorIndex
+from viscover.index import VectorIndex, build_index
 from viscover.progress import ProgressFactory, no_progress
 from viscover.rank.boards import train_board_ranker
 from viscover.related.pixie import PixieParams
@@ -57,8 +57,7 @@ def evaluate_related(manifest: Path, *, queries: int = 500, seed: int = 0, model
     edges = [(i, index_of_board[b]) for i in usable for b in (rows[i].boards or [])]
     left, right = (np.array(x, np.int64) for x in zip(*edges))
     full = Bipartite.from_edges("item-board", left, right, left_ids=usable)
-    codec = Codec.identity(embedder.dim) if embedder.centered else Codec.fit(raw[usable])
-    index = VectorIndex.build(usable, usable, raw[usable], settings, codec=codec, model=embedder.name)
+    index = build_index(usable, usable, raw[usable], settings, centered=embedder.centered, model=embedder.name)
     out = evaluate_graph(full, index, queries=queries, seed=seed, settings=settings, progress=progress, ks=ks,
                          prune=prune, learned=learned)
     return {"manifest": str(manifest), "model": embedder.name, **out, "skipped": [str(p) for p in skipped]}

@@ -19,8 +19,8 @@ from viscover.config import Settings
 from viscover.embed import Embedder, load_embedder
 from viscover.embed.pipeline import ImageJob, embed_images
 from viscover.errors import BadManifestError
-from viscover.metrics import ranking_metrics
 from viscover.index.codec import Codec
+from viscover.metrics import ranking_metrics
 from viscover.progress import ProgressFactory, no_progress
 
 KS = (1, 5, 10)
@@ -83,7 +83,7 @@ def evaluate_manifest(manifest: Path, task: str, *, model: str | None = None, qu
     gallery_pos = np.full(len(rows), -1, np.int64)
     gallery_pos[g] = np.arange(len(g))
     self_index = gallery_pos[q]  # a query that is also in the gallery must not retrieve itself
-    codec = Codec.identity(embedder.dim) if embedder.centered else Codec.fit(raw[ok])
+    codec = Codec.for_vectors(raw[ok], centered=embedder.centered)  # as the index would encode them
     floats, signs = codec.floats(raw), codec.signs(raw)
     fq, fg, sq, sg = floats[q], floats[g], signs[q], signs[g]
     float_metrics = ranking_metrics(lambda b: fq[b] @ fg.T, codes[q], codes[g], self_index, KS)

@@ -16,15 +16,27 @@ import numpy as np
 
 @dataclass(frozen=True)
 class Codec:
+    """The per-dimension centre subtracted from raw vectors before normalising (floats) or thresholding (bits)."""
+
     center: np.ndarray  # (dim,) float32
 
     @classmethod
     def fit(cls, vectors: np.ndarray) -> "Codec":
+        """Centred on the mean of `vectors` (at least one row)."""
         return cls(center=np.asarray(vectors, np.float32).mean(axis=0).astype(np.float32))
 
     @classmethod
     def identity(cls, dim: int) -> "Codec":
+        """No centring: for models whose output is already centred."""
         return cls(center=np.zeros(dim, np.float32))
+
+    @classmethod
+    def for_vectors(cls, raw: np.ndarray, *, centered: bool = False) -> "Codec":
+        """The codec for a model's raw vectors: identity if the model's output is `centered`, else fitted on `raw`
+        (identity of the right width when there are no vectors yet, so that later additions can use it)."""
+        raw = np.asarray(raw, np.float32)
+        dim = raw.shape[1] if raw.ndim == 2 else 0
+        return cls.identity(dim) if centered or len(raw) == 0 else cls.fit(raw)
 
     @property
     def dim(self) -> int:

@@ -1,5 +1,5 @@
-"""The vector index of one model: FAISS float (exact, or HNSW above a size threshold) and binary (sign bits,
-exact Hamming or binary HNSW) indexes over item ids, with incremental add/remove and atomic, checksummed saves.
+"""The FAISS backend of `VectorIndex`: float (exact, or HNSW above a size threshold) and binary (sign bits,
+exact Hamming or binary HNSW) FAISS indexes over item ids, with incremental add/remove and atomic, checksummed saves.
 
 Removal: exact indexes delete in place; HNSW graphs cannot, so removed ids become tombstones that every search
 excludes, until enough accumulate that the owner rebuilds (`needs_rebuild`). Binary search fetches a short list
@@ -9,15 +9,15 @@ by Hamming distance and re-ranks it by float cosine similarity.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import faiss
 import numpy as np
 
 from viscover.config import Settings
-from viscover.errors import IndexCorruptError, NotFoundError
+from viscover.errors import IndexCorruptError, NotFoundError, Remedy
 from viscover.fsutil import atomic_path, atomic_write_bytes, sha256_file
+from viscover.index.base import Hits, IndexBackend, IndexKind, Query
 from viscover.index.codec import Codec
 
 FORMAT = "viscover-index/1"
@@ -25,15 +25,10 @@ MANIFEST = "manifest.json"
 LOAD_ATTEMPTS = 5  # saves landing during one load: each retry reads the newer generation
 
 
-@dataclass
-class Hits:
-    """Results of one query: item ids and cosine similarities, best first."""
+class FaissIndex:
+    """A `VectorIndex` in FAISS: an IDMap2 float index (inner product on unit vectors) and an IDMap2 binary index
+    (packed sign bits), kept in step, plus the sorted live ids, their images and the tombstones."""
 
-    ids: np.ndarray
-    scores: np.ndarray
-
-
-class VectorIndex:
     def __init__(self, codec: Codec, settings: Settings, *, hnsw: bool = False, binary_hnsw: bool = False,
                  model: str = ""):
         self.codec = codec
@@ -51,11 +46,11 @@ class VectorIndex:
     # ---- construction ---------------------------------------------------------------------------------------
     @classmethod
     def build(cls, item_ids: np.ndarray, image_ids: np.ndarray, raw: np.ndarray, settings: Settings, *,
-              codec: Codec | None = None, model: str = "") -> "VectorIndex":
-        """A fresh index over `raw` vectors; HNSW is chosen when the catalogue is above the thresholds."""
+              codec: Codec | None = None, model: str = "") -> "FaissIndex":
+        """A fresh index over `raw` vectors; HNSW is chosen when the catalogue is above the thresholds. Without a
+        codec, the vectors are centred on their mean (`Codec.for_vectors`)."""
         raw = np.asarray(raw, np.float32)
-        if codec is None:
-            codec = Codec.fit(raw) if len(raw) else Codec.identity(raw.shape[1] if raw.ndim == 2 else 0)
+        codec = codec if codec is not None else Codec.for_vectors(raw)
         n = len(item_ids)
         index = cls(codec, settings, hnsw=n > settings.hnsw_threshold,
                     binary_hnsw=n > settings.binary_hnsw_threshold, model=model)
@@ -123,6 +118,13 @@ class VectorIndex:
         """True if these ids cannot be added without a rebuild (they are tombstoned in an HNSW graph)."""
         return bool(len(self.tombstones)) and bool(np.isin(item_ids, self.tombstones).any())
 
+    def rebuild_required(self, adding: np.ndarray, removing: np.ndarray) -> bool:
+        """True if `adding` holds a tombstoned id, or the index after the change needs a rebuild (kind or
+        tombstones: `needs_rebuild`)."""
+        adding, removing = np.asarray(adding, np.int64), np.asarray(removing, np.int64)
+        gone = int(self.contains(removing).sum()) if len(removing) else 0
+        return self.blocks_add(adding) or self.needs_rebuild(len(self) - gone + len(adding), removing=gone)
+
     def needs_rebuild(self, future_size: int | None = None, removing: int = 0) -> bool:
         """Too many tombstones (counting `removing` ids about to be removed), or a size that calls for another
         kind of index."""
@@ -135,28 +137,40 @@ class VectorIndex:
             (size > self.settings.binary_hnsw_threshold) != self.binary_hnsw
 
     # ---- queries ---------------------------------------------------------------------------------------------
+    def encode(self, raw: np.ndarray) -> Query:
+        """Raw model vectors (one row per query) -> centred unit floats and sign bits, as the items were indexed."""
+        return Query(self.codec.floats(raw), self.codec.bits(raw))
+
+    def stored_query(self, item_ids: np.ndarray) -> Query:
+        """The indexed vectors of live items, with their sign bits (normalising does not change signs), as
+        queries."""
+        floats = self.stored_floats(item_ids)
+        return Query(floats, np.packbits(floats > 0, axis=1))
+
     def stored_floats(self, item_ids: np.ndarray) -> np.ndarray:
         """The indexed (normalised) float vectors of live items."""
         item_ids = np.asarray(item_ids, np.int64)
         missing = item_ids[~self.contains(item_ids)]
         if len(missing):
-            raise NotFoundError(f"item row(s) {missing[:5].tolist()} are not in the {self.model} index; "
-                                "run `viscover index`")
+            raise NotFoundError(f"item row(s) {missing[:5].tolist()} are not in the {self.model} index",
+                                remedy=Remedy("index", model=self.model or None))
         return self.float_index.reconstruct_batch(item_ids)
 
     def stored_bits(self, item_ids: np.ndarray) -> np.ndarray:
         """Sign bits of live items: those of their stored floats (normalising does not change signs)."""
-        return np.packbits(self.stored_floats(item_ids) > 0, axis=1)
+        return self.stored_query(item_ids).bits
 
-    def search(self, floats: np.ndarray, bits: np.ndarray | None, k: int, *, binary: bool = False,
-               allowed: np.ndarray | None = None, excluded: np.ndarray | None = None) -> Hits:
-        """Top-k live items for one query given as its float vector (and sign bits, needed for binary search).
+    def search(self, query: Query, k: int, *, binary: bool = False, allowed: np.ndarray | None = None,
+               excluded: np.ndarray | None = None) -> Hits:
+        """Top-k live items for one query (its float vector, and sign bits, needed for binary search).
 
         `allowed` restricts results to those ids (a filter); `excluded` removes ids (e.g. the query item).
         """
+        if len(query) != 1:
+            raise ValueError(f"search takes one query at a time, not {len(query)}")
+        floats, bits = query.floats, query.bits
         if binary and bits is None:
             raise ValueError("binary search needs the query's sign bits")
-        floats = np.asarray(floats, np.float32).reshape(1, -1)
         if allowed is not None:
             allowed = np.asarray(allowed, np.int64)
             allowed = allowed[self.contains(allowed)] if len(allowed) else allowed
@@ -172,8 +186,7 @@ class VectorIndex:
         if not binary:
             ids, scores = self._float_search(floats, k, selector)
         else:
-            short = self._binary_search(np.asarray(bits, np.uint8).reshape(1, -1), k * self.settings.binary_rerank,
-                                        selector)
+            short = self._binary_search(bits, k * self.settings.binary_rerank, selector)
             ids, scores = self._rerank(floats, short, k)
         return Hits(ids, scores)
 
@@ -221,7 +234,7 @@ class VectorIndex:
             return Hits(np.zeros(0, np.int64), np.zeros(0, np.float32))
         if binary:
             codes = self.stored_bits(allowed)
-            dist = np.bitwise_count(np.bitwise_xor(codes, np.asarray(bits, np.uint8).reshape(1, -1))).sum(axis=1)
+            dist = np.bitwise_count(np.bitwise_xor(codes, bits)).sum(axis=1)
             short = allowed[np.argsort(dist, kind="stable")[: k * self.settings.binary_rerank]]
             ids, scores = self._rerank(floats, short, k)
             return Hits(ids, scores)
@@ -260,7 +273,7 @@ class VectorIndex:
                 path.unlink(missing_ok=True)
 
     @classmethod
-    def load(cls, folder: Path, settings: Settings) -> "VectorIndex | None":
+    def load(cls, folder: Path, settings: Settings) -> "FaissIndex | None":
         """Load a saved index (None if there is none); raise IndexCorruptError if its files fail verification.
 
         Readers take no lock: a save that lands while this reads replaces the generation being read and removes
@@ -279,7 +292,7 @@ class VectorIndex:
         raise AssertionError("unreachable")
 
     @classmethod
-    def _load_generation(cls, folder: Path, manifest: dict, settings: Settings) -> "VectorIndex":
+    def _load_generation(cls, folder: Path, manifest: dict, settings: Settings) -> "FaissIndex":
         """The index files that `manifest` names, verified against its checksums."""
         if manifest.get("format") != FORMAT:
             raise IndexCorruptError(f"{folder}: unknown index format {manifest.get('format')!r}")
@@ -304,8 +317,35 @@ class VectorIndex:
         return index
 
     def describe(self) -> dict:
+        """Model, size, tombstones and the kind (exact or hnsw) of the float and binary indexes."""
         return {"model": self.model, "items": len(self), "dim": self.dim, "tombstones": int(len(self.tombstones)),
                 "float": "hnsw" if self.hnsw else "exact", "binary": "hnsw" if self.binary_hnsw else "exact"}
+
+
+def saved_version(folder: Path) -> tuple[int, int] | None:
+    """(mtime in ns, inode) of the folder's manifest, None if absent: changes whenever a save switches it."""
+    try:
+        st = (folder / MANIFEST).stat()
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_ino
+
+
+def _build(item_ids: np.ndarray, image_ids: np.ndarray, raw: np.ndarray, settings: Settings, codec: Codec,
+           model: str) -> FaissIndex:
+    return FaissIndex.build(item_ids, image_ids, raw, settings, codec=codec, model=model)
+
+
+_NEVER = 10**12  # a threshold no catalogue reaches
+BACKEND = IndexBackend(
+    "faiss", build=_build, load=FaissIndex.load, saved_version=saved_version,
+    kinds=(IndexKind("exact", {"hnsw_threshold": _NEVER, "binary_hnsw_threshold": _NEVER}),
+           IndexKind("exact-selector", {"hnsw_threshold": _NEVER, "binary_hnsw_threshold": _NEVER,
+                                        "filter_exact_max": 0}),
+           IndexKind("hnsw", {"hnsw_threshold": 0, "binary_hnsw_threshold": _NEVER}, exact=False),
+           IndexKind("binary-hnsw", {"hnsw_threshold": _NEVER, "binary_hnsw_threshold": 0}, exact_binary=False),
+           IndexKind("graphs", {"hnsw_threshold": 0, "binary_hnsw_threshold": 0, "filter_exact_max": 0},
+                     exact=False, exact_binary=False)))
 
 
 def _read_manifest(folder: Path) -> dict | None:

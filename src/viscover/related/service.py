@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from viscover.graph.bipartite import Bipartite
+from viscover.index import Query
 from viscover.related.candidates import (COOCCURRENCE, FEATURES, PIXIE, SOURCE_NAMES, VISUAL, CandidateSet,
                                          ItemAttributes, cooccurrence, features, heuristic_score)
 from viscover.related.pixie import PixieParams, PixieWalker
@@ -75,7 +76,7 @@ class VisualNeighbours:
 
     def neighbours(self, query_vector: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """The k nearest indexed items that are graph nodes (float search: no sign bits needed)."""
-        hits = self.index.search(query_vector, None, k)
+        hits = self.index.search(Query(floats=query_vector), k)
         nodes = self.graph.left_index(hits.ids)
         keep = nodes >= 0
         return nodes[keep], hits.scores[keep]

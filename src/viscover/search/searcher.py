@@ -5,18 +5,18 @@ from __future__ import annotations
 import numpy as np
 
 from viscover.catalog.store import CatalogStore, Filters
-from viscover.index import VectorIndex
+from viscover.index import Query, VectorIndex
 from viscover.search.results import SearchHit, collapse_duplicates
 
 
-def run_search(store: CatalogStore, index: VectorIndex, floats: np.ndarray, bits: np.ndarray, *, k: int,
-               filters: Filters = Filters(), binary: bool = False, exclude: np.ndarray | None = None,
-               collapse: bool = True, dedup_threshold: float) -> list[SearchHit]:
-    """Top-k results for a query vector. Collapsing may absorb results, so it fetches more until k remain."""
+def run_search(store: CatalogStore, index: VectorIndex, query: Query, *, k: int, filters: Filters = Filters(),
+               binary: bool = False, exclude: np.ndarray | None = None, collapse: bool = True,
+               dedup_threshold: float) -> list[SearchHit]:
+    """Top-k results for a query. Collapsing may absorb results, so it fetches more until k remain."""
     allowed = store.filter_item_ids(filters) if filters else None
     fetch = k * 3 if collapse else k
     while True:
-        hits = index.search(floats, bits, fetch, binary=binary, allowed=allowed, excluded=exclude)
+        hits = index.search(query, fetch, binary=binary, allowed=allowed, excluded=exclude)
         if collapse and len(hits.ids):
             groups = collapse_duplicates(hits.ids, index.image_of(hits.ids), index.stored_floats(hits.ids),
                                          dedup_threshold)

@@ -1,0 +1,130 @@
+"""The search service of a home: indexing (embed what is new, sync the index), the cached index per model, and
+search by image, by item or by an encoded query, with the request checks every search shares."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from viscover.catalog.store import CatalogStore, Filters
+from viscover.config import Settings
+from viscover.embed import Embedder
+from viscover.embed.pipeline import ImageJob, decode_pixels, embed_batch
+from viscover.errors import BadImageError, BadRequestError, IndexCorruptError, NotFoundError, Remedy
+from viscover.imaging import CropBox
+from viscover.index import Query, VectorIndex, load_index
+from viscover.index.cache import IndexCache
+from viscover.index.sync import IndexReport
+from viscover.paths import Home
+from viscover.progress import ProgressFactory, no_progress
+from viscover.search.indexing import index_catalogue
+from viscover.search.results import SearchHit
+from viscover.search.searcher import run_search
+
+
+class SearchService:
+    """Indexes and searches of one catalogue home. `embedder(model)` gives the (cached) embedder of a model name
+    (None: the default model); `lock` guards the index cache (shared with the owner's other caches)."""
+
+    def __init__(self, store: CatalogStore, home: Home, settings: Settings,
+                 embedder: Callable[[str | None], Embedder], lock: threading.RLock | None = None):
+        self.store, self.home, self.settings, self.embedder = store, home, settings, embedder
+        self.indexes = IndexCache(home, settings, lock)
+
+    # ---- indexes ---------------------------------------------------------------------------------------------
+    def index(self, model: str | None = None, *, rebuild: bool = False,
+              progress: ProgressFactory = no_progress) -> IndexReport:
+        """Embed every image without a vector for this model (resumable), then bring the index up to date. The
+        caller holds the home's write lock."""
+        embedder = self.embedder(model)
+        report, index = index_catalogue(self.store, self.home, self.settings, embedder, rebuild=rebuild,
+                                        progress=progress)
+        self.indexes.keep(embedder.key, index)
+        return report
+
+    def vector_index(self, model: str | None = None) -> VectorIndex:
+        """The saved index of a model, loaded once and kept; reloaded when another process saved a newer one."""
+        embedder = self.embedder(model)
+        return self.indexes.get(embedder.key, embedder.name, model)
+
+    def remove_from_indexes(self, item_ids: np.ndarray) -> None:
+        """Remove items from every saved index in place (no rebuild); damaged indexes are left to the next `index`,
+        which rebuilds them from the catalogue. The caller holds the home's write lock."""
+        root = self.home.index_root
+        for folder in sorted(root.iterdir()) if root.is_dir() and len(item_ids) else []:
+            try:
+                index = load_index(folder, self.settings)
+            except IndexCorruptError:
+                continue
+            if index is not None and index.remove(item_ids):
+                index.save(folder)
+                self.indexes.keep(folder.name, index)  # swap in the updated copy
+
+    # ---- search ----------------------------------------------------------------------------------------------
+    def search_image(self, image: str | Path | bytes, *, crop: CropBox | None = None, k: int | None = None,
+                     filters: Filters = Filters(), binary: bool = False, collapse: bool = True,
+                     model: str | None = None) -> list[SearchHit]:
+        """Search by an image file, URL or raw bytes, optionally by a crop box of it."""
+        index = self.vector_index(model)
+        query = index.encode(self.embed_one(image, crop, model))
+        return self.search_query(index, query, k=k, filters=filters, binary=binary, collapse=collapse)
+
+    def search_item(self, key: str, *, crop: CropBox | None = None, k: int | None = None,
+                    filters: Filters = Filters(), binary: bool = False, collapse: bool = True,
+                    model: str | None = None) -> list[SearchHit]:
+        """"More like this" for a catalogue item (or a crop of its image); the item and its copies are excluded."""
+        index = self.vector_index(model)
+        item = self.store.item(key)
+        exclude = self.store.item_ids_with_images([item.image_id])
+        if crop is not None:
+            query = index.encode(self.embed_one(item.uri, crop, model))
+        else:
+            if not index.contains(np.array([item.id]))[0]:
+                raise NotFoundError(f"item {key!r} has no embedding for {index.model} yet",
+                                    remedy=Remedy("index", model=model))
+            query = index.stored_query(np.array([item.id]))
+        return self.search_query(index, query, k=k, filters=filters, binary=binary, collapse=collapse,
+                                 exclude=exclude)
+
+    def search_vectors(self, raw: np.ndarray, *, k: int | None = None, filters: Filters = Filters(),
+                       binary: bool = False, exclude_item: str | None = None,
+                       model: str | None = None) -> list[list[SearchHit]]:
+        """One search per row of raw model vectors (e.g. the objects of a scene, embedded in one batch), duplicates
+        collapsed; `exclude_item` leaves that item and its copies out of every result list."""
+        index = self.vector_index(model)
+        exclude = None
+        if exclude_item is not None:
+            exclude = self.store.item_ids_with_images([self.store.item(exclude_item).image_id])
+        queries = index.encode(raw) if len(raw) else None
+        return [self.search_query(index, queries[i], k=k, filters=filters, binary=binary, exclude=exclude)
+                for i in range(len(raw))]
+
+    def search_query(self, index: VectorIndex, query: Query, *, k: int | None = None, filters: Filters = Filters(),
+                     binary: bool = False, collapse: bool = True,
+                     exclude: np.ndarray | None = None) -> list[SearchHit]:
+        """Search `index` by one encoded query (`index.encode(raw)`), after checking k and the filters."""
+        k = self.settings.default_k if k is None else k
+        if k < 1:
+            raise BadRequestError(f"k={k}: ask for at least one result")
+        if filters.board is not None and not self.store.board_exists(filters.board):
+            raise NotFoundError(f"unknown board {filters.board!r}")
+        for task, _ in filters.labels:
+            if not self.store.task_exists(task):
+                raise NotFoundError(f"no item has a label for task {task!r}")
+        return run_search(self.store, index, query, k=k, filters=filters, binary=binary, exclude=exclude,
+                          collapse=collapse, dedup_threshold=self.settings.dedup_threshold)
+
+    def embed_one(self, image: str | Path | bytes, crop: CropBox | None = None,
+                  model: str | None = None) -> np.ndarray:
+        """The raw model vector (1, dim) of an image file, URL or bytes, or of a crop box of it."""
+        embedder = self.embedder(model)
+        if isinstance(image, bytes):
+            pixels = decode_pixels(image, embedder.spec, self.settings, name="uploaded image", crop=crop)
+            return embedder.embed(pixels[None])
+        batch = embed_batch([ImageJob(0, str(image), crop)], embedder, self.settings)
+        if batch.failures:
+            raise BadImageError(batch.failures[0][1])
+        return batch.vectors
