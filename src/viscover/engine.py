@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from dataclasses import dataclass, field
@@ -31,7 +30,7 @@ from viscover.errors import BadImageError, BadRequestError, NotFoundError, Unava
 from viscover.imaging import CropBox, decode_image, read_image_bytes
 from viscover.index import Codec, IndexCorruptError, VectorIndex
 from viscover.index.faiss_index import MANIFEST as INDEX_MANIFEST
-from viscover.fsutil import HomeLock, atomic_write_bytes
+from viscover.fsutil import HomeLock
 from viscover.paths import Home
 from viscover.progress import ProgressFactory, no_progress
 from viscover.search.results import SearchHit
@@ -41,7 +40,7 @@ if TYPE_CHECKING:  # heavy imports (numba) only when related items are used
     from viscover.catalog.engagement import EngagementReport
     from viscover.detect import Detection, Detector
     from viscover.graph import Bipartite
-    from viscover.related.service import RelatedHit, RelatedItems
+    from viscover.related import RelatedHit, RelatedItems, RelatedService
 
 
 @dataclass
@@ -351,143 +350,48 @@ class Engine:
     # ---- related items ---------------------------------------------------------------------------------------
     def item_graph(self) -> "Bipartite":
         """The item-board graph, rebuilt (and saved under graph/) whenever the catalogue's items or boards changed."""
-        with self._cache_lock:
-            return self._item_graph()
-
-    def _item_graph(self) -> "Bipartite":
-        from viscover.graph import Bipartite
-        from viscover.graph.build import item_board_graph
-
-        signature = self.store.graph_signature()
-        if self._graph is not None and self._graph[0] == signature:
-            return self._graph[1]
-        folder = self.home.root / "graph"
-        path, meta = folder / "item-board.npz", folder / "item-board.json"
-        graph = None
-        if path.is_file() and meta.is_file():
-            try:
-                if json.loads(meta.read_text()).get("signature") == signature:
-                    graph = Bipartite.load(path)
-            except (OSError, ValueError):
-                graph = None  # damaged: rebuilt below from the catalogue
-        if graph is None:
-            graph, _ = item_board_graph(self.store)
-            graph.save(path)
-            atomic_write_bytes(meta, json.dumps({"signature": signature, "items": graph.n_left,
-                                                 "boards": graph.n_right, "edges": graph.n_edges}).encode())
-        self._graph = (signature, graph)
-        self._related = None
-        return graph
+        return self._related_items().graph()
 
     def related_service(self, model: str | None = None) -> "RelatedItems":
-        """The related-items service over the current graph, the model's index (if any) and the ranker (if any)."""
-        with self._cache_lock:
-            return self._related_service(model)
-
-    def _related_service(self, model: str | None) -> "RelatedItems":
-        from viscover.graph.bipartite import lookup_sorted
-        from viscover.graph.build import item_attributes
-        from viscover.graph.prune import prune, prune_params_of
-        from viscover.rank.ranker import load_ranker
-        from viscover.related.pixie import PixieParams
-        from viscover.related.service import RelatedItems, RelatedParams, VisualNeighbours
-
-        graph = self.item_graph()
-        try:
-            index = self.vector_index(model)
-        except NotFoundError:
-            index = None  # not indexed yet: graph signals only
-        key = (id(graph), id(index), model)
-        if self._related is not None and self._related[0] == key:
-            return self._related[1]
-        visual = None if index is None else VisualNeighbours(graph, index)
-        attrs, _, domain_names = item_attributes(self.store, graph)
-        prune_params = prune_params_of(self.settings)
-        if visual is not None and prune_params.active:
-            graph, _ = prune(graph, *visual.unit_vectors(), prune_params)
-            visual = VisualNeighbours(graph, visual.index)
-        item_ids, image_ids = self.store.item_images()
-        image_of = lookup_sorted(item_ids, image_ids, graph.left_ids, -1) if len(item_ids) else None
-        s = self.settings
-        params = RelatedParams(pixie=PixieParams(steps=s.pixie_steps, alpha=s.pixie_alpha, n_p=s.pixie_np,
-                                                 n_v=s.pixie_nv, bias=s.pixie_bias),
-                               dedup_threshold=s.dedup_threshold)
-        service = RelatedItems(graph, visual, attrs, image_of, load_ranker(self.home.root / "rank"), params)
-        service.domain_names = domain_names
-        self._related = (key, service)
-        return service
+        """The related-items service over the current graph, the model's index (if any) and the ranker."""
+        return self._related_items().related_items(model)
 
     def related(self, keys: list[str], *, weights: list[float] | None = None, k: int | None = None,
                 domain: str | None = None, model: str | None = None, score_by: str = "blend") -> list["RelatedHit"]:
         """Items related to one item or a weighted set of items (e.g. a user's recent saves), best first.
         `domain` biases the walks toward items of that domain."""
-        from viscover.related.service import RelatedHit
-
-        if not keys:
-            raise BadRequestError("give at least one item id")
-        k = self.settings.default_k if k is None else k
-        if k < 1:
-            raise BadRequestError(f"k={k}: ask for at least one result")
-        if weights is not None and len(weights) != len(keys):
-            raise BadRequestError(f"{len(weights)} weights for {len(keys)} items; give one weight per item")
-        items = [self.store.item(key) for key in keys]  # NotFoundError names an unknown key
-        service = self.related_service(model)
-        graph = service.graph
-        nodes = graph.left_index([i.id for i in items])
-        want = -1
-        if domain is not None:
-            names = service.domain_names
-            if domain not in names:
-                raise NotFoundError(f"no item has domain {domain!r} (domains: {', '.join(n for n in names if n)})")
-            want = names.index(domain)
-        with self._walk_lock:
-            result = service.related(nodes, weights, k=k, want_domain=want, score_by=score_by)
-        found = self.store.items_by_ids(graph.left_ids[result.nodes].tolist())
-        return [RelatedHit(item=found[int(graph.left_ids[n])], score=float(score), explanation=result.explain(i))
-                for i, (n, score) in enumerate(zip(result.nodes, result.scores)) if int(graph.left_ids[n]) in found]
+        return self._related_items().related(keys, weights=weights, k=k, domain=domain, model=model,
+                                             score_by=score_by)
 
     def ingest_engagement(self, log: str | Path) -> "EngagementReport":
         """Add impressions (query item, shown item, position, clicked, saved) from a CSV/JSONL/Parquet log."""
-        from viscover.catalog.engagement import ingest_engagement
-
-        with self._write_lock.held():
-            return ingest_engagement(self.store, Path(log).expanduser())
+        return self._related_items().ingest_engagement(log)
 
     def train_ranker(self, *, from_boards: bool = False, queries: int = 1000, seed: int = 0,
                      model: str | None = None, force: bool = False) -> dict:
         """Learn the related-items ranker from the engagement log (position-debiased), or, with `from_boards`,
         from hidden board memberships of the catalogue itself. It is saved under <home>/rank (and used from then
         on) only if it beats the heuristic on held-out queries, unless `force`. Returns the report."""
-        from viscover.catalog.engagement import engagement_rows
-        from viscover.rank.ranker import RankParams, train_ranker
-        from viscover.related.service import RelatedItems
+        return self._related_items().train_ranker(from_boards=from_boards, queries=queries, seed=seed, model=model,
+                                                  force=force)
 
-        folder = self.home.root / "rank"
-        service = self.related_service(model)
-        if from_boards:
-            from viscover.rank.boards import train_board_ranker
+    def _related_items(self) -> "RelatedService":
+        """The related-items part of this engine, created on first use (numba and LightGBM load only then)."""
+        with self._cache_lock:
+            if self._related is None:
+                from viscover.related import RelatedService
 
-            def make_service(graph):
-                visual = None if service.visual is None else type(service.visual)(graph, service.visual.index)
-                return RelatedItems(graph, visual, service.attrs, service.image_of, None, service.params)
+                self._related = RelatedService(self.store, self.home, self.settings, self._index_or_none,
+                                               write_lock=self._write_lock, walk_lock=self._walk_lock,
+                                               cache_lock=self._cache_lock)
+            return self._related
 
-            ranker, report = train_board_ranker(service.graph, make_service, queries=queries, seed=seed)
-            out, metric = report.to_dict(), "mrr"
-        else:
-            report = train_ranker(service, service.graph, engagement_rows(self.store), None, RankParams(seed=seed))
-            ranker, out, metric = report.ranker, report.to_dict(), "ndcg@10"
-        learned = (out.get("metrics") or {}).get("learned", {}).get(metric)
-        heuristic = (out.get("metrics") or {}).get("heuristic", {}).get(metric)
-        better = learned is None or heuristic is None or learned >= heuristic
-        out["saved"] = bool(better or force)
-        if out["saved"]:
-            with self._write_lock.held():  # training above needs no lock: only the save is a write
-                ranker.save(folder)
-            self._related = None  # the next query loads the new ranker
-        else:
-            out["not_saved_because"] = (f"held-out {metric} {learned:.4f} is below the heuristic's {heuristic:.4f}; "
-                                        "related items keep the heuristic (use --force to save it anyway)")
-        return out
+    def _index_or_none(self, model: str | None) -> VectorIndex | None:
+        """The model's index, None when the catalogue is not indexed yet (related items then use the graph only)."""
+        try:
+            return self.vector_index(model)
+        except NotFoundError:
+            return None
 
     # ---- information -----------------------------------------------------------------------------------------
     def info(self) -> dict:
