@@ -10,7 +10,7 @@ import pytest
 
 from viscover.graph.bipartite import Bipartite, _csr
 from viscover.graph.synthetic import synthetic_graph
-from viscover.related.pixie import PixieParams, PixieWalker
+from viscover.candidates.walk import PixieParams, PixieWalker
 
 
 @pytest.fixture(scope="module")

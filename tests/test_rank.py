@@ -276,7 +276,7 @@ def _hidden_ndcg(world, scorer, queries, pool=50):
 
 
 def test_learned_ranker_beats_heuristic_and_raw_clicks(world, trained):
-    from viscover.related.candidates import heuristic_score
+    from viscover.rank import heuristic_score
 
     deb, naive = trained["debiased"], trained["naive"]
     service, graph = world["service"], world["graph"]
@@ -332,6 +332,7 @@ def test_training_refuses_unusable_logs(world, events):
 # ---- (d) save and load -------------------------------------------------------------------------------------------
 def test_save_load_round_trip(world, trained, tmp_path):
     from viscover.errors import ConfigError
+    from viscover.rank import HeuristicRanker
     from viscover.rank.ranker import META_FILE, MODEL_FILE, load_ranker
 
     folder, ranker = trained["folder"], trained["debiased"].ranker
@@ -344,7 +345,8 @@ def test_save_load_round_trip(world, trained, tmp_path):
     assert meta["features"] == list(ranker.feature_importance()) and meta["report"]["metrics"]
     assert not list(folder.glob("*.pkl")) and (folder / MODEL_FILE).read_text().startswith("tree")
 
-    assert load_ranker(tmp_path) is None and load_ranker(tmp_path / "absent") is None
+    assert isinstance(load_ranker(tmp_path), HeuristicRanker) and isinstance(load_ranker(tmp_path / "absent"),
+                                                                              HeuristicRanker)
     damaged = tmp_path / "damaged"
     damaged.mkdir()
     (damaged / MODEL_FILE).write_text((folder / MODEL_FILE).read_text().replace("tree", "trex", 1))
@@ -366,8 +368,9 @@ def test_save_load_round_trip(world, trained, tmp_path):
 
 # ---- (e) serving -------------------------------------------------------------------------------------------------
 def test_ranker_plugs_into_related_items(world, trained):
+    from viscover.rank import LightGBMRanker
     from viscover.rank.ranker import load_ranker
-    from viscover.related.service import RelatedItems
+    from viscover.related import RelatedItems
 
     service, graph, relevance = world["service"], world["graph"], world["relevance"]
     ranked = RelatedItems(service.graph, service.visual, service.attrs, service.image_of,
@@ -392,7 +395,7 @@ def test_ranker_plugs_into_related_items(world, trained):
     engine = world["engine"]
     trained["debiased"].ranker.save(engine.home.root / "rank")
     with Engine(engine.home.root, Settings(workers=1)) as fresh:
-        assert fresh.related_service().ranker is not None
+        assert isinstance(fresh.related_service().ranker, LightGBMRanker)
         key = world["keys"][int(graph.left_ids[held[0]])]
         hits = fresh.related([key], k=10)
         expected = ranked.related([held[0]], k=10).nodes

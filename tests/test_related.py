@@ -177,6 +177,8 @@ def test_pruning():
 def test_engagement_and_ranker_commands(tmp_path, clothing_manifest):
     import csv
 
+    from viscover.rank import LightGBMRanker
+
     runner = CliRunner()
     home = tmp_path / "home"
     with Engine(home, Settings(workers=1)) as engine:
@@ -201,7 +203,7 @@ def test_engagement_and_ranker_commands(tmp_path, clothing_manifest):
     assert trained.exit_code == 0, trained.output
     assert (home / "rank" / "ranker.txt").is_file() and json.loads(trained.stdout)["saved"]
     with Engine(home, Settings(workers=1)) as engine:
-        assert engine.related_service().ranker is not None  # `related` now uses the learned ranker
+        assert isinstance(engine.related_service().ranker, LightGBMRanker)  # `related` now uses the learned ranker
         assert len(engine.related([keys[0]], k=3)) == 3
     boards = runner.invoke(app, ["rank", "train", "--from-boards", "--queries", "20", "--home", str(home)])
     assert boards.exit_code == 0, boards.output
