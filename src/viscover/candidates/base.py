@@ -43,9 +43,10 @@ class CandidateSources:
 
 class CandidateGenerator(Protocol):
     """A source of related-item candidates. `name` is the source name in explanations and the candidate set's column;
-    `propose` returns (graph nodes, scores) best first (ties by node), never a query node, at most about `pool`, both
-    empty when the generator has nothing to say (e.g. no walk seeds, no query vector). Deterministic given
-    `params.pixie.seed`. A generator may keep buffers (the walker's): one service runs it under one lock."""
+    `propose` returns (graph nodes, finite scores) best first, each node once, never a query node, at most
+    `pool` + len(query nodes); both empty when the generator has nothing to say (no walk seeds, no query vector).
+    Deterministic given `params.pixie.seed`. A generator may keep buffers (the walker's): one service runs it
+    under one lock. tests/contracts/test_candidate_generators.py checks all this for every registered generator."""
 
     name: str
 

@@ -59,6 +59,16 @@ class Features:
         except ValueError:
             raise KeyError(f"no feature {name!r}; features: {list(self.names)}") from None
 
+    def select(self, names: tuple[str, ...]) -> np.ndarray:
+        """The matrix of the named columns, in that order (a ranker reads the features it was trained on by name,
+        whatever order or extra columns these rows have)."""
+        if names == self.names:
+            return self.matrix
+        missing = [n for n in names if n not in self.names]
+        if missing:
+            raise ValueError(f"missing feature(s) {missing}; these rows have {list(self.names)}")
+        return self.matrix[:, [self.names.index(n) for n in names]]
+
     def rows(self, index) -> "Features":
         """A subset (or reordering) of the rows."""
         return Features(self.matrix[index], self.names)

@@ -58,8 +58,8 @@ MONOTONE = ("pixie", "pixie_log", "cooccurrence", "cooccurrence_log", "visual", 
 
 
 class LightGBMRanker:
-    """A trained LightGBM booster scoring feature rows (FEATURES): higher is better. The query's cold flag is not
-    needed: the query_degree feature tells the trees."""
+    """A trained LightGBM booster scoring feature rows: higher is better. It reads the features it was trained on
+    (FEATURES) by name. The query's cold flag is not needed: the query_degree feature tells the trees."""
 
     name = "lightgbm"
 
@@ -69,11 +69,9 @@ class LightGBMRanker:
     def score(self, features: Features | np.ndarray, cold: bool = False) -> np.ndarray:
         """The booster's prediction per row (an engagement probability for log-trained rankers)."""
         x = Features.of(features)
-        if x.names != FEATURES:
-            raise ValueError(f"expected the features {list(FEATURES)}, got {list(x.names)}")
         if len(x) == 0:
             return np.zeros(0)
-        return self.booster.predict(x.matrix, num_threads=self.threads)
+        return self.booster.predict(x.select(FEATURES), num_threads=self.threads)
 
     def feature_importance(self) -> dict[str, float]:
         """Share of the total split gain per feature."""
