@@ -278,3 +278,66 @@ def test_heuristic_ranks_walks_then_boards_then_looks_and_looks_first_when_cold(
     assert np.argsort(-cold, kind="stable").tolist() == [0, 1, 3, 4, 2] and cold[2] == 0.0
     assert heuristic_score(np.stack([row(visual=0.5, pixie=0.2), row(visual=0.5)]), cold=True)[0] > \
         heuristic_score(np.stack([row(visual=0.5, pixie=0.2), row(visual=0.5)]), cold=True)[1]  # graph breaks ties
+
+
+def test_params_come_from_the_settings_in_one_place():
+    """The engine and eval-related both take their parameters from here (they had drifted apart: one set the walk
+    bias, the other the seed)."""
+    settings = Settings(pixie_steps=1234, pixie_alpha=0.3, pixie_np=50, pixie_nv=2, pixie_bias=0.7,
+                        dedup_threshold=0.1)
+    p = RelatedParams.from_settings(settings, seed=9)
+    assert p.pixie == PixieParams(steps=1234, alpha=0.3, n_p=50, n_v=2, bias=0.7, seed=9)
+    assert p.dedup_threshold == 0.1 and RelatedParams.from_settings(settings).pixie.seed == 0
+    assert (p.candidates.pixie, p.candidates.pool, p.candidates.cold_degree) == (p.pixie, p.pool, p.cold_degree)
+    assert RelatedParams.from_settings(Settings()) == RelatedParams(pixie=PixieParams(bias=0.9))  # today's defaults
+
+
+def test_an_unknown_ranking_signal_is_a_bad_request(catalogue):
+    from viscover.errors import BadRequestError
+
+    svc = service(catalogue)
+    assert np.array_equal(svc.related([0], k=20, score_by="co-occurrence").nodes,
+                          svc.related([0], k=20, score_by="cooccurrence").nodes)
+    with pytest.raises(BadRequestError, match="blend, pixie, cooccurrence, visual"):
+        svc.related([0], score_by="walks")
+
+
+def test_features_by_name():
+    from viscover.candidates import Features
+
+    x = Features.from_columns(2, {"visual": np.array([0.5, 0.25]), "query_degree": 1.0})
+    assert x.shape == (2, len(FEATURES)) and x.column("visual").tolist() == [0.5, 0.25]
+    assert x.column("query_degree").tolist() == [1.0, 1.0] and not x.column("pixie").any()
+    assert np.asarray(x, np.float64).dtype == np.float64 and np.array_equal(np.asarray(x), x.matrix)
+    assert x.select(("query_degree", "visual")).tolist() == [[1.0, 0.5], [1.0, 0.25]]
+    assert x.rows([1]).column("visual").tolist() == [0.25] and len(x.rows([])) == 0
+    with pytest.raises(KeyError, match="no feature 'looks'"):
+        x.column("looks")
+    with pytest.raises(ValueError, match="unknown feature"):
+        Features.from_columns(1, {"looks": 1.0})
+    with pytest.raises(ValueError, match="missing feature"):
+        Features(x.matrix[:, :2], FEATURES[:2]).select(FEATURES)
+    with pytest.raises(ValueError, match="shape"):
+        Features(np.zeros(3, np.float32))
+
+
+def test_the_registry_refuses_clashing_generators(catalogue):
+    from viscover.candidates import REGISTRY, CandidateSources, build_generators, register
+
+    graph = catalogue[0]
+    with pytest.raises(ValueError, match="already registered"):
+        register("pixie", REGISTRY["pixie"])
+
+    class Misnamed:
+        name = "other"
+
+        def __init__(self, sources):
+            pass
+
+    REGISTRY["misnamed"] = Misnamed
+    try:
+        with pytest.raises(ValueError, match="calls itself 'other'"):
+            build_generators(CandidateSources(graph))
+    finally:
+        del REGISTRY["misnamed"]
+    assert [g.name for g in build_generators(CandidateSources(graph))] == ["pixie", "co-occurrence", "visual"]
