@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, Callable, Protocol
 
 import numpy as np
 
+from viscover.candidates.neighbours import VisualNeighbours
 from viscover.candidates.walk import PixieParams
 from viscover.graph.bipartite import Bipartite
 
-if TYPE_CHECKING:
-    from viscover.candidates.neighbours import VisualNeighbours
+if TYPE_CHECKING:  # the query module builds on this one
     from viscover.candidates.query import CandidateQuery
 
 
@@ -38,7 +38,7 @@ class CandidateSources:
     from graph nodes (None before the catalogue is indexed)."""
 
     graph: Bipartite
-    visual: "VisualNeighbours | None" = None
+    visual: VisualNeighbours | None = None
 
 
 class CandidateGenerator(Protocol):
@@ -50,7 +50,7 @@ class CandidateGenerator(Protocol):
 
     name: str
 
-    def propose(self, query: "CandidateQuery", params: CandidateParams) -> tuple[np.ndarray, np.ndarray]: ...
+    def propose(self, query: CandidateQuery, params: CandidateParams) -> tuple[np.ndarray, np.ndarray]: ...
 
 
 GeneratorFactory = Callable[[CandidateSources], CandidateGenerator]

@@ -81,6 +81,9 @@ class Features:
         return len(self.matrix)
 
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        """The matrix, so that numpy functions take feature rows as they are."""
+        if copy:
+            return np.array(self.matrix, dtype=dtype, copy=True)
         return self.matrix if dtype is None else self.matrix.astype(dtype)
 
 
