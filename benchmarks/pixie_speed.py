@@ -1,4 +1,4 @@
-"""Speed and memory benchmark of viscover's Pixie random walks (`viscover.related.pixie.PixieWalker`).
+"""Speed and memory benchmark of viscover's Pixie random walks (`viscover.candidates.walk.PixieWalker`).
 
 What it measures, on a seeded synthetic item-board graph (`viscover.graph.synthetic.synthetic_graph`: Zipf board
 sizes and item popularities, planted communities; default 1M items, 200k boards, 10M edges, 200 communities):
@@ -56,8 +56,8 @@ import numpy as np  # noqa: E402
 
 from viscover.graph.bipartite import Bipartite  # noqa: E402
 from viscover.graph.synthetic import synthetic_graph  # noqa: E402
-from viscover.related import pixie  # noqa: E402
-from viscover.related.pixie import PixieParams, PixieWalker  # noqa: E402
+from viscover.candidates import walk as pixie  # noqa: E402
+from viscover.candidates.walk import PixieParams, PixieWalker  # noqa: E402
 
 _T0 = time.perf_counter()
 P99_TARGET_MS = 60.0

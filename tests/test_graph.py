@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import random
 import warnings
 
 import numpy as np
 import pytest
 
+from viscover.candidates.walk import PixieParams, PixieWalker
 from viscover.graph.bipartite import Bipartite, _csr
 from viscover.graph.synthetic import synthetic_graph
-from viscover.related.pixie import PixieParams, PixieWalker
 
 
 @pytest.fixture(scope="module")
@@ -377,3 +378,46 @@ def test_pixie_walk_edge_cases():
     assert empty.walk([], params=PixieParams(steps=100)).steps == 0
     single = w.walk([0], params=PixieParams(steps=1, n_p=0))  # the smallest budget still walks its one step
     assert single.steps == 1 and len(single.nodes) == 1
+
+
+# ---- the graph cache ------------------------------------------------------------------------------------------------
+class FakeStore:
+    """The three store calls the graph cache makes, counting how often the graph is read from the catalogue."""
+
+    def __init__(self):
+        self.items, self.boards, self.signature, self.reads = [1, 2, 3, 4], [7, 7, 8, 8], [4, 10], 0
+
+    def graph_signature(self):
+        return list(self.signature)
+
+    def board_memberships(self):
+        self.reads += 1
+        return np.array(self.items, np.int64), np.array(self.boards, np.int64)
+
+    def item_attributes(self):
+        ids = sorted(set(self.items) | {5})
+        return np.array(ids, np.int64), ["a" if i % 2 else None for i in ids], {}
+
+
+def test_graph_cache_builds_once_saves_and_follows_the_catalogue(tmp_path):
+    """Built once per catalogue signature, kept in memory, saved with its signature so that another process loads
+    it instead of reading the catalogue; a changed signature or a damaged file means a rebuild."""
+    from viscover.graph.cache import GRAPH_FILE, META_FILE, GraphCache
+
+    store, folder = FakeStore(), tmp_path / "graph"
+    cache = GraphCache(store, folder)
+    graph = cache.get()
+    assert graph.n_left == 5 and graph.n_right == 2 and graph.n_edges == 4 and store.reads == 1
+    assert cache.get() is graph and store.reads == 1  # kept in memory
+    assert json.loads((folder / META_FILE).read_text()) == {"signature": [4, 10], "items": 5, "boards": 2,
+                                                            "edges": 4}
+    other = GraphCache(store, folder).get()  # another process: loaded from disk, not rebuilt
+    assert store.reads == 1 and np.array_equal(other.right_nbrs, graph.right_nbrs)
+    assert np.array_equal(other.left_keys, graph.left_keys)
+    store.items, store.boards, store.signature = [1, 2, 3, 4, 5], [7, 7, 8, 8, 8], [5, 15]
+    rebuilt = cache.get()
+    assert store.reads == 2 and rebuilt.n_edges == 5  # the catalogue changed
+    (folder / GRAPH_FILE).write_bytes(b"not a graph")
+    assert GraphCache(store, folder).get().n_edges == 5 and store.reads == 3  # damaged: rebuilt
+    (folder / META_FILE).write_text("{not json")
+    assert GraphCache(store, folder).get().n_edges == 5 and store.reads == 4

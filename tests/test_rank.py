@@ -276,7 +276,7 @@ def _hidden_ndcg(world, scorer, queries, pool=50):
 
 
 def test_learned_ranker_beats_heuristic_and_raw_clicks(world, trained):
-    from viscover.related.candidates import heuristic_score
+    from viscover.rank import heuristic_score
 
     deb, naive = trained["debiased"], trained["naive"]
     service, graph = world["service"], world["graph"]
@@ -317,11 +317,12 @@ def test_training_is_deterministic(world, events):
 
 
 def test_training_refuses_unusable_logs(world, events):
-    from viscover.errors import BadRequestError
+    from viscover.errors import BadRequestError, Remedy
     from viscover.rank.ranker import train_ranker
 
-    with pytest.raises(BadRequestError, match="no usable impressions"):
+    with pytest.raises(BadRequestError, match="no usable impressions") as refused:
         train_ranker(world["service"], world["graph"], events.subset(np.zeros(len(events), bool)))
+    assert refused.value.remedy == Remedy("ingest-engagement") and "`" not in str(refused.value)  # no CLI hint
     no_clicks = events.subset(np.arange(len(events)) < 200)
     no_clicks.clicked[:] = 0
     no_clicks.saved[:] = 0
@@ -331,7 +332,8 @@ def test_training_refuses_unusable_logs(world, events):
 
 # ---- (d) save and load -------------------------------------------------------------------------------------------
 def test_save_load_round_trip(world, trained, tmp_path):
-    from viscover.errors import ConfigError
+    from viscover.errors import ConfigError, Remedy
+    from viscover.rank import HeuristicRanker
     from viscover.rank.ranker import META_FILE, MODEL_FILE, load_ranker
 
     folder, ranker = trained["folder"], trained["debiased"].ranker
@@ -344,7 +346,8 @@ def test_save_load_round_trip(world, trained, tmp_path):
     assert meta["features"] == list(ranker.feature_importance()) and meta["report"]["metrics"]
     assert not list(folder.glob("*.pkl")) and (folder / MODEL_FILE).read_text().startswith("tree")
 
-    assert load_ranker(tmp_path) is None and load_ranker(tmp_path / "absent") is None
+    assert isinstance(load_ranker(tmp_path), HeuristicRanker) and isinstance(load_ranker(tmp_path / "absent"),
+                                                                              HeuristicRanker)
     damaged = tmp_path / "damaged"
     damaged.mkdir()
     (damaged / MODEL_FILE).write_text((folder / MODEL_FILE).read_text().replace("tree", "trex", 1))
@@ -359,15 +362,65 @@ def test_save_load_round_trip(world, trained, tmp_path):
     (damaged / META_FILE).write_text(json.dumps({**meta, "model_sha256": hashlib.sha256(b"not a model").hexdigest()}))
     with pytest.raises(ConfigError, match="not a LightGBM model"):
         load_ranker(damaged)
-    (damaged / MODEL_FILE).unlink()
-    with pytest.raises(ConfigError, match="unreadable"):
+    (damaged / META_FILE).write_text(json.dumps({**meta, "format": "other/1"}))
+    with pytest.raises(ConfigError, match="not a viscover-ranker/1 ranker"):
         load_ranker(damaged)
+    (damaged / MODEL_FILE).unlink()
+    with pytest.raises(ConfigError, match="unreadable") as unreadable:
+        load_ranker(damaged)
+    # the fix is named, not phrased: each shell says how to retrain (no CLI command in the message)
+    assert unreadable.value.remedy == Remedy("train-ranker", path=str(damaged)) and "`" not in str(unreadable.value)
+
+
+def test_a_ranker_is_saved_only_when_it_beats_the_heuristic(tmp_path):
+    """The save policy: saved when at least as good on the metric (or a figure is missing, or forced), under the
+    home's write lock; otherwise the report says why with both figures and names no command-line flag (the shells
+    phrase the force-save remedy)."""
+    from viscover.errors import Remedy
+    from viscover.rank.policy import not_saved_remedy, save_if_better, should_save
+
+    def report(learned, heuristic):
+        return {"metrics": {"learned": {"mrr": learned}, "heuristic": {"mrr": heuristic}}}
+
+    assert should_save(report(0.5, 0.5), "mrr", False) == (True, None)
+    assert should_save(report(None, 0.5), "mrr", False)[0] and should_save({}, "mrr", False)[0]
+    assert should_save(report(0.4, 0.5), "mrr", True) == (True, None)
+
+    class Lock:
+        held_for = []
+
+        def held(self):
+            import contextlib
+
+            @contextlib.contextmanager
+            def hold():
+                Lock.held_for.append("save")
+                yield
+            return hold()
+
+    class Saver:
+        saved_to = None
+
+        def save(self, folder):
+            Saver.saved_to = folder
+
+    lost = report(0.4, 0.5)
+    assert not save_if_better(Saver(), lost, "mrr", tmp_path, force=False, write_lock=Lock())
+    assert lost["saved"] is False and Saver.saved_to is None and Lock.held_for == []
+    assert lost["not_saved_because"] == "held-out mrr 0.4000 is below the heuristic's 0.5000; related items keep " \
+                                       "the heuristic"
+    assert not_saved_remedy(lost) == Remedy("force-save")
+    won = report(0.6, 0.5)
+    assert save_if_better(Saver(), won, "mrr", tmp_path, force=False, write_lock=Lock())
+    assert won["saved"] is True and Saver.saved_to == tmp_path and Lock.held_for == ["save"]
+    assert "not_saved_because" not in won and not_saved_remedy(won) is None
 
 
 # ---- (e) serving -------------------------------------------------------------------------------------------------
 def test_ranker_plugs_into_related_items(world, trained):
+    from viscover.rank import LightGBMRanker
     from viscover.rank.ranker import load_ranker
-    from viscover.related.service import RelatedItems
+    from viscover.related import RelatedItems
 
     service, graph, relevance = world["service"], world["graph"], world["relevance"]
     ranked = RelatedItems(service.graph, service.visual, service.attrs, service.image_of,
@@ -392,7 +445,7 @@ def test_ranker_plugs_into_related_items(world, trained):
     engine = world["engine"]
     trained["debiased"].ranker.save(engine.home.root / "rank")
     with Engine(engine.home.root, Settings(workers=1)) as fresh:
-        assert fresh.related_service().ranker is not None
+        assert isinstance(fresh.related_service().ranker, LightGBMRanker)
         key = world["keys"][int(graph.left_ids[held[0]])]
         hits = fresh.related([key], k=10)
         expected = ranked.related([held[0]], k=10).nodes

@@ -177,6 +177,8 @@ def test_pruning():
 def test_engagement_and_ranker_commands(tmp_path, clothing_manifest):
     import csv
 
+    from viscover.rank import LightGBMRanker
+
     runner = CliRunner()
     home = tmp_path / "home"
     with Engine(home, Settings(workers=1)) as engine:
@@ -201,7 +203,7 @@ def test_engagement_and_ranker_commands(tmp_path, clothing_manifest):
     assert trained.exit_code == 0, trained.output
     assert (home / "rank" / "ranker.txt").is_file() and json.loads(trained.stdout)["saved"]
     with Engine(home, Settings(workers=1)) as engine:
-        assert engine.related_service().ranker is not None  # `related` now uses the learned ranker
+        assert isinstance(engine.related_service().ranker, LightGBMRanker)  # `related` now uses the learned ranker
         assert len(engine.related([keys[0]], k=3)) == 3
     boards = runner.invoke(app, ["rank", "train", "--from-boards", "--queries", "20", "--home", str(home)])
     assert boards.exit_code == 0, boards.output
@@ -226,3 +228,26 @@ def test_item_user_graph_from_engagement(tmp_path, clothing_manifest):
         item1 = graph.left_index([engine.store.item(keys[1]).id])[0]
     assert users == ["ann", "bob"] and graph.n_left == 24 and graph.n_edges == 2  # engaged, named users only
     assert [users[graph.right_ids[b]] for b in graph.groups_of(int(item1))] == ["ann"]
+
+
+def test_the_engine_keeps_its_related_service_until_something_changes(tmp_path, clothing_manifest):
+    """One service per graph, index and ranker: kept between queries, replaced when a ranker is saved (the next
+    query uses it), when the catalogue's boards change (graph rebuilt) or when the index is rebuilt."""
+    from viscover.rank import HeuristicRanker, LightGBMRanker
+
+    with Engine(tmp_path / "home", Settings(workers=1)) as engine:
+        engine.ingest(clothing_manifest, image_roots=[SHARED])
+        first = engine.related_service()
+        assert first.visual is None and isinstance(first.ranker, HeuristicRanker)  # not indexed yet: graph only
+        engine.index()
+        indexed = engine.related_service()
+        assert indexed is not first and indexed.visual is not None and engine.related_service() is indexed
+        unforced = engine.train_ranker(from_boards=True, queries=12, seed=0)
+        kept = engine.related_service()
+        assert (kept is indexed) != unforced["saved"] and isinstance(kept.ranker, LightGBMRanker) == unforced["saved"]
+        report = engine.train_ranker(from_boards=True, queries=12, seed=0, force=True)
+        assert report["saved"] and "not_saved_because" not in report
+        assert isinstance(engine.related_service().ranker, LightGBMRanker)  # no reopening needed
+        assert (tmp_path / "home" / "rank" / "ranker.json").is_file()
+        engine.index(rebuild=True)
+        assert engine.related_service() is not indexed

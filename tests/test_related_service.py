@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from viscover import Settings
+from viscover.candidates import FEATURES, PixieParams, VisualNeighbours
 from viscover.graph import Bipartite
+from viscover.graph.attributes import ItemAttributes
 from viscover.index import build_index
-from viscover.related.candidates import FEATURES, ItemAttributes
-from viscover.related.pixie import PixieParams
-from viscover.related.service import RelatedHit, RelatedItems, RelatedParams, VisualNeighbours
+from viscover.related import RelatedHit, RelatedItems, RelatedParams
 
 # nodes 0..13 are items 100..113. Boards: 0 = {0, 1, 2, 3, 10, 11}, 1 = {3, 4, 5, 6}, 2 = {7, 8, 9}.
 # 10 shows the same image as 0; 11 looks like 0 (a near-duplicate); 12 and 13 are on no board (cold):
@@ -52,6 +52,14 @@ def service(catalogue, visual: bool = True, images: bool = True, **params) -> Re
 
 def explain(result, node: int) -> dict:
     return result.explain(int(np.nonzero(result.nodes == node)[0][0]))
+
+
+def candidate_set(nodes, pixie, cooc, visual):
+    """A candidate set with the given signal per node, every generator credited with every node."""
+    from viscover.candidates import CandidateSet
+
+    scores = {"pixie": pixie, "co-occurrence": cooc, "visual": visual}
+    return CandidateSet(nodes, scores, {name: np.ones(len(nodes), bool) for name in scores})
 
 
 def test_without_an_index_the_graph_alone_answers(catalogue):
@@ -127,7 +135,7 @@ def test_ranker_features_match_what_related_computes(catalogue):
     assert np.allclose(rows, result.features, atol=1e-6)
     graph_only = service(catalogue, visual=False)
     unseen = graph_only.features_for([0], [7, 12])  # another board's item and an item on no board
-    assert np.all(unseen[:, :4] == 0) and np.all(unseen[:, 4] == 0)
+    assert np.all(unseen.matrix[:, :4] == 0) and np.all(unseen.matrix[:, 4] == 0)
     seen = graph_only.related([0], k=20)
     assert np.allclose(graph_only.features_for([0], seen.nodes), seen.features, atol=1e-6)
 
@@ -142,29 +150,29 @@ def test_features_for_a_weighted_set_and_for_a_query_without_candidates(catalogu
     lonely = service(catalogue, visual=False)
     assert len(lonely.related([12], k=5).nodes) == 0  # on no board, and no index to look with
     rows = lonely.features_for([12], [0, 7])
-    assert rows.shape == (2, len(FEATURES)) and not rows[:, :5].any()
+    assert rows.shape == (2, len(FEATURES)) and not rows.matrix[:, :5].any()
 
 
 def test_related_defaults_signals_explanations_and_vectors(catalogue):
     """Ten results unless asked otherwise; a single-signal ranking lists only what that generator proposed; the
     heuristic a cold query gets is the cold one; explanations round features to 4 places; unit_vectors (for
     pruning boards) are each item's stored vector, zeros for items not indexed."""
-    from viscover.related.candidates import COOCCURRENCE, PIXIE, VISUAL, heuristic_score
+    from viscover.rank import heuristic_score
 
     graph, index, _, _ = catalogue
     svc = service(catalogue)
     assert len(svc.related([3]).nodes) == 10
     light = svc.related([3], weights=[0.25], k=20)  # a lone item's weight does not change its looks
-    assert np.allclose(light.features[:, 4], svc.related([3], k=20).features[:, 4])
-    for name, flag in (("pixie", PIXIE), ("cooccurrence", COOCCURRENCE), ("visual", VISUAL)):
+    assert np.allclose(light.features.column("visual"), svc.related([3], k=20).features.column("visual"))
+    for name, source in (("pixie", "pixie"), ("cooccurrence", "co-occurrence"), ("visual", "visual")):
         only = svc.related([3], k=20, score_by=name)
-        assert len(only.nodes) and all(s & flag for s in only.sources), name
+        assert len(only.nodes) and all(only.sources[source]), name
     assert len(svc.related([3], k=20, score_by="cooccurrence").nodes) == 8 < len(svc.related([3], k=20).nodes)
     cold = svc.related([12], k=8)
     assert cold.cold and np.allclose(cold.scores, heuristic_score(cold.features, True))
     assert not np.allclose(cold.scores, heuristic_score(cold.features, False))
     for i in range(len(cold.nodes)):
-        assert cold.explain(i)["features"] == {n: round(float(v), 4) for n, v in zip(FEATURES, cold.features[i])}
+        assert cold.explain(i)["features"] == {n: round(float(v), 4) for n, v in zip(FEATURES, cold.features.matrix[i])}
     assert any(v != round(v, 3) for v in cold.explain(0)["features"].values())  # 4 places really kept
     partial = VisualNeighbours(graph, build_index(np.arange(100, 107), np.arange(100, 107),
                                                   index.stored_floats(np.arange(100, 107)), Settings(), centered=True))
@@ -186,7 +194,7 @@ def test_hits_as_json():
 def test_cooccurrence_counts_shared_boards_by_seed_weight():
     """Items sharing boards with the seeds, scored by the summed weight of the seeds whose boards they share, best
     first (ties by node); a board larger than max_board contributes a seeded sample of exactly that many."""
-    from viscover.related.candidates import cooccurrence
+    from viscover.candidates.cooccurrence import cooccurrence
 
     g = Bipartite.from_edges("b", np.array([0, 1, 2, 2, 3, 3, 4]), np.array([0, 0, 0, 1, 1, 2, 2]))
     nodes, counts = cooccurrence(g, np.array([0, 3]), np.array([1.0, 0.5]))
@@ -206,17 +214,17 @@ def test_cooccurrence_counts_shared_boards_by_seed_weight():
 
 
 def test_feature_columns_by_their_definitions():
-    from viscover.related.candidates import CandidateSet, features
+    from viscover.candidates import features
 
     g = Bipartite.from_edges("b", np.array([0, 0, 1, 2, 2, 2]), np.array([0, 1, 0, 0, 1, 2]),
                              left_ids=np.array([0, 1, 2, 3]))
-    c = CandidateSet(np.array([1, 2, 3]), np.array([4.0, 1.0, 0.0]), np.array([0.0, 2.0, 1.0]),
-                     np.array([0.5, -0.2, 0.9]), np.array([3, 3, 4], np.uint8))
+    c = candidate_set(np.array([1, 2, 3]), np.array([4.0, 1.0, 0.0]), np.array([0.0, 2.0, 1.0]),
+                      np.array([0.5, -0.2, 0.9]))
     attrs = ItemAttributes(labels=np.array([[0, 0, 6, -1], [7, -1, 7, 8]], np.int32),
                            domains=np.array([0, 1, 0, 0], np.int32))
     x = features(c, g, np.array([0]), attrs)
-    assert x.dtype == np.float32 and x.shape == (3, len(FEATURES))
-    columns = dict(zip(FEATURES, x.T))
+    assert x.matrix.dtype == np.float32 and x.shape == (3, len(FEATURES))
+    columns = {name: x.column(name) for name in FEATURES}
     assert np.allclose(columns["pixie"], [1.0, 0.25, 0.0]) and np.allclose(columns["pixie_log"], np.log1p([4, 1, 0]))
     assert np.allclose(columns["cooccurrence"], [0.0, 1.0, 0.5])
     assert np.allclose(columns["cooccurrence_log"], np.log1p([0, 2, 1]))
@@ -228,35 +236,35 @@ def test_feature_columns_by_their_definitions():
     assert np.array_equal(columns["same_domain"], [0.0, 1.0, 1.0])
     assert np.allclose(columns["query_degree"], np.log1p(2))
     assert features(c.drop(np.ones(3, bool)), g, np.array([0]), attrs).shape == (0, len(FEATURES))
-    assert not features(c, g, np.array([0]), None)[:, 6:8].any()  # no attributes: no label or domain signal
-    weak = CandidateSet(np.array([1, 2, 3]), np.array([0.5, 0.25, 0.0]), np.array([0.2, 0.1, 0.0]),
-                        np.zeros(3), np.array([3, 3, 3], np.uint8))  # best scores below 1 (e.g. small seed weights)
-    columns = dict(zip(FEATURES, features(weak, g, np.array([0]), attrs).T))
+    assert not features(c, g, np.array([0]), None).matrix[:, 6:8].any()  # no attributes: no label or domain signal
+    weak = candidate_set(np.array([1, 2, 3]), np.array([0.5, 0.25, 0.0]), np.array([0.2, 0.1, 0.0]),
+                         np.zeros(3))  # best scores below 1 (e.g. small seed weights)
+    columns = dict(zip(FEATURES, features(weak, g, np.array([0]), attrs).matrix.T))
     assert np.allclose(columns["pixie"], [1.0, 0.5, 0.0]) and np.allclose(columns["cooccurrence"], [1.0, 0.5, 0.0])
 
 
 def test_candidate_sets_merge_by_node():
     """The union of what each generator proposed, each signal in its own column (0 where a generator did not
-    propose the node), and a bitmask of who proposed it; nothing else (node 0 included) appears."""
-    from viscover.related.candidates import COOCCURRENCE, PIXIE, VISUAL, CandidateSet
+    propose the node), and who proposed it; nothing else (node 0 included) appears."""
+    from viscover.candidates import CandidateSet
 
-    c = CandidateSet.merge({PIXIE: (np.array([5, 3]), np.array([2.0, 1.0])),
-                            VISUAL: (np.array([7, 5]), np.array([0.9, 0.4])),
-                            COOCCURRENCE: (np.zeros(0, np.int64), np.zeros(0))})
+    c = CandidateSet.merge({"pixie": (np.array([5, 3]), np.array([2.0, 1.0])),
+                            "visual": (np.array([7, 5]), np.array([0.9, 0.4])),
+                            "co-occurrence": (np.zeros(0, np.int64), np.zeros(0))})
     assert c.nodes.tolist() == [3, 5, 7] and c.nodes.dtype == np.int64
-    assert c.pixie.tolist() == [1.0, 2.0, 0.0] and c.visual.tolist() == [0.0, 0.4, 0.9]
-    assert c.cooccurrence.tolist() == [0.0, 0.0, 0.0]
-    assert c.sources.tolist() == [PIXIE, PIXIE | VISUAL, VISUAL]
+    assert c.scores["pixie"].tolist() == [1.0, 2.0, 0.0] and c.scores["visual"].tolist() == [0.0, 0.4, 0.9]
+    assert c.scores["co-occurrence"].tolist() == [0.0, 0.0, 0.0]
+    assert [c.sources(i) for i in range(3)] == [["pixie"], ["pixie", "visual"], ["visual"]]
     assert len(CandidateSet.merge({})) == 0
 
 
 def test_heuristic_ranks_walks_then_boards_then_looks_and_looks_first_when_cold():
-    from viscover.related.candidates import heuristic_score
+    from viscover.rank import heuristic_score
 
     def row(pixie=0.0, cooc=0.0, visual=0.0):
-        x = np.zeros(len(FEATURES), np.float32)
-        x[0], x[1], x[2], x[3], x[4] = pixie, 9.0, cooc, 9.0, visual  # the log columns must not count
-        return x
+        values = {"pixie": pixie, "pixie_log": 9.0, "cooccurrence": cooc, "cooccurrence_log": 9.0,
+                  "visual": visual}  # the log columns must not count
+        return np.array([values.get(name, 0.0) for name in FEATURES], np.float32)
 
     warm = heuristic_score(np.stack([row(pixie=1.0), row(cooc=1.0), row(visual=1.0), row(visual=-1.0), row()]),
                            cold=False)
@@ -269,3 +277,66 @@ def test_heuristic_ranks_walks_then_boards_then_looks_and_looks_first_when_cold(
     assert np.argsort(-cold, kind="stable").tolist() == [0, 1, 3, 4, 2] and cold[2] == 0.0
     assert heuristic_score(np.stack([row(visual=0.5, pixie=0.2), row(visual=0.5)]), cold=True)[0] > \
         heuristic_score(np.stack([row(visual=0.5, pixie=0.2), row(visual=0.5)]), cold=True)[1]  # graph breaks ties
+
+
+def test_params_come_from_the_settings_in_one_place():
+    """The engine and eval-related both take their parameters from here (they had drifted apart: one set the walk
+    bias, the other the seed)."""
+    settings = Settings(pixie_steps=1234, pixie_alpha=0.3, pixie_np=50, pixie_nv=2, pixie_bias=0.7,
+                        dedup_threshold=0.1)
+    p = RelatedParams.from_settings(settings, seed=9)
+    assert p.pixie == PixieParams(steps=1234, alpha=0.3, n_p=50, n_v=2, bias=0.7, seed=9)
+    assert p.dedup_threshold == 0.1 and RelatedParams.from_settings(settings).pixie.seed == 0
+    assert (p.candidates.pixie, p.candidates.pool, p.candidates.cold_degree) == (p.pixie, p.pool, p.cold_degree)
+    assert RelatedParams.from_settings(Settings()) == RelatedParams(pixie=PixieParams(bias=0.9))  # today's defaults
+
+
+def test_an_unknown_ranking_signal_is_a_bad_request(catalogue):
+    from viscover.errors import BadRequestError
+
+    svc = service(catalogue)
+    assert np.array_equal(svc.related([0], k=20, score_by="co-occurrence").nodes,
+                          svc.related([0], k=20, score_by="cooccurrence").nodes)
+    with pytest.raises(BadRequestError, match="blend, pixie, cooccurrence, visual"):
+        svc.related([0], score_by="walks")
+
+
+def test_features_by_name():
+    from viscover.candidates import Features
+
+    x = Features.from_columns(2, {"visual": np.array([0.5, 0.25]), "query_degree": 1.0})
+    assert x.shape == (2, len(FEATURES)) and x.column("visual").tolist() == [0.5, 0.25]
+    assert x.column("query_degree").tolist() == [1.0, 1.0] and not x.column("pixie").any()
+    assert np.asarray(x, np.float64).dtype == np.float64 and np.array_equal(np.asarray(x), x.matrix)
+    assert x.select(("query_degree", "visual")).tolist() == [[1.0, 0.5], [1.0, 0.25]]
+    assert x.rows([1]).column("visual").tolist() == [0.25] and len(x.rows([])) == 0
+    with pytest.raises(KeyError, match="no feature 'looks'"):
+        x.column("looks")
+    with pytest.raises(ValueError, match="unknown feature"):
+        Features.from_columns(1, {"looks": 1.0})
+    with pytest.raises(ValueError, match="missing feature"):
+        Features(x.matrix[:, :2], FEATURES[:2]).select(FEATURES)
+    with pytest.raises(ValueError, match="shape"):
+        Features(np.zeros(3, np.float32))
+
+
+def test_the_registry_refuses_clashing_generators(catalogue):
+    from viscover.candidates import REGISTRY, CandidateSources, build_generators, register
+
+    graph = catalogue[0]
+    with pytest.raises(ValueError, match="already registered"):
+        register("pixie", REGISTRY["pixie"])
+
+    class Misnamed:
+        name = "other"
+
+        def __init__(self, sources):
+            pass
+
+    REGISTRY["misnamed"] = Misnamed
+    try:
+        with pytest.raises(ValueError, match="calls itself 'other'"):
+            build_generators(CandidateSources(graph))
+    finally:
+        del REGISTRY["misnamed"]
+    assert [g.name for g in build_generators(CandidateSources(graph))] == ["pixie", "co-occurrence", "visual"]

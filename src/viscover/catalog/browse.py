@@ -9,8 +9,11 @@ from pathlib import Path
 
 from viscover.catalog.records import Item
 from viscover.catalog.store import CatalogStore, Filters
-from viscover.errors import BadRequestError, NotFoundError, Remedy
+from viscover.config import Settings
+from viscover.errors import BadImageError, BadRequestError, NotFoundError, Remedy
 from viscover.imaging import is_url
+from viscover.imaging.thumbnails import SIZES as THUMBNAIL_SIZES
+from viscover.imaging.thumbnails import thumbnail
 
 SHA256 = re.compile(r"[0-9a-f]{64}")
 
@@ -56,3 +59,15 @@ def image_file(store: CatalogStore, sha256: str) -> tuple[Path, str]:
         raise NotFoundError(f"the file of image {sha256} is no longer at its stored location",
                             remedy=Remedy("ingest"))
     return Path(uri), fmt
+
+
+def thumbnail_file(store: CatalogStore, sha256: str, size: int, cache: Path, settings: Settings) -> Path:
+    """A JPEG thumbnail (longest side `size`, one of THUMBNAIL_SIZES) of an item's image, made once into `cache`."""
+    if size not in THUMBNAIL_SIZES:
+        raise BadRequestError(f"thumbnail size {size}: choose one of {', '.join(map(str, THUMBNAIL_SIZES))}")
+    uri, _ = catalogue_image(store, sha256)
+    try:
+        return thumbnail(uri, sha256, size, cache, max_pixels=settings.max_image_pixels,
+                         max_bytes=settings.max_image_bytes)
+    except BadImageError as e:
+        raise NotFoundError(f"image {sha256} cannot be shown: {e}") from None

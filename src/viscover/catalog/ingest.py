@@ -15,9 +15,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
+from typing import Sequence
 
 from viscover.catalog.records import ImageRecord, ItemRecord, Problem
-from viscover.catalog.sources import Source, SourceRow
+from viscover.catalog.roots import parse_roots
+from viscover.catalog.sources import Source, SourceRow, open_source
 from viscover.catalog.store import CatalogStore, UpsertCounts
 from viscover.config import Settings
 from viscover.errors import BadImageError
@@ -90,6 +92,17 @@ def ingest(store: CatalogStore, source: Source, *, blob_dir: Path, settings: Set
             report.counts += store.upsert(records)
             advance(len(batch))
     return report
+
+
+def ingest_path(store: CatalogStore, source: Path, *, blob_dir: Path, settings: Settings,
+                label_from_dirs: str | None = None, domain: str | None = None, board: str | None = None,
+                image_roots: Sequence[str | Path] = (), progress: ProgressFactory = no_progress) -> IngestReport:
+    """Ingest a folder or a manifest; its local paths must lie inside its own folder, `image_roots` or the
+    image_roots setting."""
+    roots = [*parse_roots(settings.image_roots), *image_roots]
+    src = open_source(Path(source).expanduser(), label_from_dirs=label_from_dirs, domain=domain, board=board,
+                      image_roots=roots)
+    return ingest(store, src, blob_dir=blob_dir, settings=settings, progress=progress)
 
 
 def _load(row: SourceRow, settings: Settings, blob_dir: Path) -> ItemRecord | Problem:

@@ -8,7 +8,9 @@ from typing import Annotated, Optional
 
 import typer
 
+from viscover import Remedy
 from viscover.cli.common import DEFAULT_HOME, DbOpt, HomeOpt, ModelOpt, handle_errors, open_engine, show_report
+from viscover.cli.hints import cli_hint
 
 commands = typer.Typer()
 rank = typer.Typer(help="The learned ranker of related items.", no_args_is_help=True)
@@ -151,4 +153,6 @@ def rank_train(
     the home: `viscover related` then uses it. Prints the held-out metrics of both."""
     with open_engine(home, db) as engine:
         report = engine.train_ranker(from_boards=from_boards, queries=queries, seed=seed, model=model, force=force)
+    if "not_saved_because" in report:
+        report["not_saved_because"] += f" ({cli_hint(Remedy('force-save'))})"
     print(json.dumps(report, indent=2, default=float))

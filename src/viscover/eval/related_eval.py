@@ -14,22 +14,23 @@ from pathlib import Path
 
 import numpy as np
 
+from viscover.candidates import VisualNeighbours
 from viscover.catalog.records import Problem
 from viscover.catalog.sources import manifest_source
 from viscover.config import Settings
 from viscover.embed import load_embedder
 from viscover.embed.pipeline import ImageJob, embed_images
 from viscover.errors import BadManifestError
-from viscover.metrics import related_metrics
 from viscover.graph.bipartite import Bipartite
 from viscover.graph.holdout import hidden_memberships
 from viscover.graph.prune import PruneParams
 from viscover.graph.prune import prune as prune_graph
 from viscover.index import VectorIndex, build_index
+from viscover.metrics import related_metrics
 from viscover.progress import ProgressFactory, no_progress
+from viscover.rank import HeuristicRanker, Ranker
 from viscover.rank.boards import train_board_ranker
-from viscover.related.pixie import PixieParams
-from viscover.related.service import RelatedItems, RelatedParams, VisualNeighbours
+from viscover.related import RelatedItems, RelatedParams
 
 METHODS = ("blend", "pixie", "cooccurrence", "visual")  # plus "learned" (a board-supervised ranker)
 
@@ -74,10 +75,9 @@ def evaluate_graph(full: Bipartite, index: VectorIndex | None, *, queries: int =
     pruned = None
     if prune.active and index is not None:
         train, pruned = prune_graph(train, *VisualNeighbours(train, index).unit_vectors(), prune)
-    params = RelatedParams(pixie=PixieParams(steps=settings.pixie_steps, alpha=settings.pixie_alpha,
-                                             n_p=settings.pixie_np, n_v=settings.pixie_nv, seed=seed),
-                           dedup_threshold=settings.dedup_threshold)
-    def make_service(graph: Bipartite, ranker=None) -> RelatedItems:
+    params = RelatedParams.from_settings(settings, seed=seed)
+
+    def make_service(graph: Bipartite, ranker: Ranker = HeuristicRanker()) -> RelatedItems:
         return RelatedItems(graph, VisualNeighbours(graph, index) if index is not None else None, ranker=ranker,
                             params=params)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from viscover.catalog.store import CatalogStore
+from viscover.graph.attributes import ItemAttributes
 from viscover.graph.bipartite import Bipartite, lookup_sorted
-from viscover.related.candidates import ItemAttributes
 
 
 def domain_codes(domains: list[str | None]) -> tuple[np.ndarray, list[str]]:

@@ -11,19 +11,34 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Protocol
 
 import numpy as np
 
-from viscover.metrics import related_metrics
+from viscover.candidates.candidate_set import CandidateSet
+from viscover.candidates.features import FEATURES, features
+from viscover.candidates.query import CandidateQuery
+from viscover.errors import BadRequestError
+from viscover.graph.attributes import ItemAttributes
 from viscover.graph.bipartite import Bipartite
 from viscover.graph.holdout import hidden_memberships
-from viscover.rank.ranker import RankParams, Ranker, lgb_params
-from viscover.related.candidates import FEATURES, features, heuristic_score
+from viscover.metrics import related_metrics
+from viscover.rank.heuristic import heuristic_score
+from viscover.rank.ranker import LightGBMRanker, RankParams, fit_ranker
+
+
+class CandidateSource(Protocol):
+    """What board training reads from a related-items service built on a graph (viscover.related.RelatedItems)."""
+
+    attrs: ItemAttributes | None
+
+    def candidates(self, query_nodes, weights=None, want_domain: int = -1) -> tuple[CandidateSet, CandidateQuery]: ...
 
 
 @dataclass
 class BoardTrainReport:
+    """What board training did, and hit-rate/MRR of the learned ranker and the heuristic on held-out queries."""
+
     queries: int = 0
     heldout_queries: int = 0
     rows: int = 0
@@ -33,38 +48,36 @@ class BoardTrainReport:
     seconds: float = 0.0
 
     def to_dict(self) -> dict:
+        """The report as JSON-ready values (floats rounded to 3 places)."""
         return {k: (round(v, 3) if isinstance(v, float) else v) for k, v in self.__dict__.items()}
 
 
-def board_rows(graph: Bipartite, make_service: Callable[[Bipartite], object], queries: int, seed: int):
+def board_rows(graph: Bipartite, make_service: Callable[[Bipartite], CandidateSource], queries: int, seed: int):
     """Candidate feature rows for hidden memberships: (x, y, query index per row, cold flag per query, nodes)."""
     items, boards = hidden_memberships(graph, queries, seed)
     train = graph.without_edges(items, boards)
     service = make_service(train)
     xs, ys, groups, colds, nodes = [], [], [], [], []
     for g, (q, b) in enumerate(zip(items, boards)):
-        cands, qq, cold, _ = service.candidates([int(q)])
-        xs.append(features(cands, train, qq, getattr(service, "attrs", None)))
+        cands, query = service.candidates([int(q)])
+        xs.append(features(cands, train, query.nodes, service.attrs).matrix)
         ys.append(np.isin(cands.nodes, graph.members_of(int(b))))
         groups.append(np.full(len(cands), g))
-        colds.append(cold)
+        colds.append(query.cold)
         nodes.append(cands.nodes)
     cat = lambda parts, dtype: np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype)  # noqa: E731
     return (cat(xs, np.float32).reshape(-1, len(FEATURES)), cat(ys, bool), cat(groups, np.int64),
             np.array(colds, bool), cat(nodes, np.int64))
 
 
-def train_board_ranker(graph: Bipartite, make_service: Callable[[Bipartite], object], *, queries: int = 1000,
-                       seed: int = 0, params: RankParams = RankParams()) -> tuple[Ranker, BoardTrainReport]:
+def train_board_ranker(graph: Bipartite, make_service: Callable[[Bipartite], CandidateSource], *,
+                       queries: int = 1000, seed: int = 0,
+                       params: RankParams = RankParams()) -> tuple[LightGBMRanker, BoardTrainReport]:
     """Fit the ranker on hidden memberships; report hit-rate/MRR vs the heuristic on held-out queries."""
-    import lightgbm as lgb
-
     start = time.perf_counter()
     x, y, group, cold, nodes = board_rows(graph, make_service, queries, seed)
     report = BoardTrainReport(queries=len(cold), rows=len(y), positives=int(y.sum()))
     if report.positives == 0:
-        from viscover.errors import BadRequestError
-
         raise BadRequestError("no board-mate was ever a candidate: the catalogue needs boards with several items")
     rng = np.random.default_rng(seed)
     held = rng.permutation(len(cold))[: int(round(params.holdout * len(cold)))]
@@ -74,11 +87,8 @@ def train_board_ranker(graph: Bipartite, make_service: Callable[[Bipartite], obj
     # held-out hit@10 0.53 pointwise vs 0.73 for the heuristic.)
     train_rows = ~is_held  # rows are grouped by query, in query order
     sizes = np.bincount(group[train_rows])
-    data = lgb.Dataset(x[train_rows], y[train_rows].astype(np.float64), group=sizes[sizes > 0],
-                       feature_name=list(FEATURES))
-    booster = lgb.train(lgb_params(params, objective="lambdarank", lambdarank_truncation_level=20), data,
-                        num_boost_round=params.rounds)
-    ranker = Ranker(booster, threads=params.threads)
+    ranker = fit_ranker(x[train_rows], y[train_rows].astype(np.float64), params, group=sizes[sizes > 0],
+                        objective="lambdarank", lambdarank_truncation_level=20)
     report.heldout_queries = len(held)
     if len(held):
         learned, heuristic, relevant = [], [], []

@@ -37,13 +37,17 @@ import json
 import time
 from dataclasses import asdict, dataclass, field, is_dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
-from viscover.errors import BadRequestError, ConfigError
+from viscover.candidates.features import FEATURES, Features
+from viscover.errors import BadRequestError, ConfigError, Remedy
 from viscover.fsutil import atomic_write_bytes
+from viscover.graph.bipartite import Bipartite
+from viscover.rank.base import Ranker
 from viscover.rank.debias import LabelParams, Propensity, debiased_labels, estimate_propensity
-from viscover.related.candidates import FEATURES, heuristic_score
+from viscover.rank.heuristic import HeuristicRanker, heuristic_score
 
 FORMAT = "viscover-ranker/1"
 MODEL_FILE = "ranker.txt"
@@ -53,26 +57,30 @@ META_FILE = "ranker.json"
 MONOTONE = ("pixie", "pixie_log", "cooccurrence", "cooccurrence_log", "visual", "label_match")
 
 
-class Ranker:
-    """A trained LightGBM booster scoring feature rows (FEATURES order): higher is better."""
+class LightGBMRanker:
+    """A trained LightGBM booster scoring feature rows: higher is better. It reads the features it was trained on
+    (FEATURES) by name. The query's cold flag is not needed: the query_degree feature tells the trees."""
+
+    name = "lightgbm"
 
     def __init__(self, booster, meta: dict | None = None, threads: int = 1):
         self.booster, self.meta, self.threads = booster, dict(meta or {}), threads
 
-    def score(self, x: np.ndarray) -> np.ndarray:
-        x = np.asarray(x, np.float32)
-        if x.ndim != 2 or x.shape[1] != len(FEATURES):
-            raise ValueError(f"expected feature rows of shape (n, {len(FEATURES)}), got {x.shape}")
+    def score(self, features: Features | np.ndarray, cold: bool = False) -> np.ndarray:
+        """The booster's prediction per row (an engagement probability for log-trained rankers)."""
+        x = Features.of(features)
         if len(x) == 0:
             return np.zeros(0)
-        return self.booster.predict(x, num_threads=self.threads)
+        return self.booster.predict(x.select(FEATURES), num_threads=self.threads)
 
     def feature_importance(self) -> dict[str, float]:
+        """Share of the total split gain per feature."""
         gain = self.booster.feature_importance(importance_type="gain")
         total = max(float(gain.sum()), 1e-12)
         return {name: round(float(g) / total, 4) for name, g in zip(FEATURES, gain)}
 
     def save(self, folder: Path) -> None:
+        """Write the model text and its JSON (format, features, checksum, meta) atomically, the JSON last."""
         folder = Path(folder)
         text = self.booster.model_to_string().encode()
         meta = {**self.meta, "format": FORMAT, "features": list(FEATURES), "model_file": MODEL_FILE,
@@ -81,38 +89,51 @@ class Ranker:
         atomic_write_bytes(folder / META_FILE, json.dumps(meta, indent=2).encode())
 
 
-def load_ranker(folder: Path):
-    """The ranker saved in `folder`, or None when there is none (the heuristic score is used).
-    A damaged ranker, or one trained on other features than this version computes, is a ConfigError."""
+def load_ranker(folder: Path) -> Ranker:
+    """The learned ranker saved in `folder`, else the heuristic one (never trained, or a first save interrupted
+    before its JSON, which is written last). A damaged ranker, or one trained on other features than this version
+    computes, is a ConfigError whose remedy is to train it again."""
     folder = Path(folder)
     meta_path, model_path = folder / META_FILE, folder / MODEL_FILE
     if not meta_path.is_file():
-        return None  # never trained (or a first save interrupted before its JSON, which is written last)
-    fix = f"retrain with `viscover rank train` or delete {folder}"
+        return HeuristicRanker()
+    retrain = Remedy("train-ranker", path=str(folder))
     try:
         meta = json.loads(meta_path.read_text())
         text = model_path.read_bytes()
     except (OSError, ValueError) as e:
-        raise ConfigError(f"ranker in {folder} is unreadable ({e}); {fix}") from None
+        raise ConfigError(f"ranker in {folder} is unreadable ({e})", remedy=retrain) from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise ConfigError(f"{meta_path}: not a {FORMAT} ranker; {fix}")
+        raise ConfigError(f"{meta_path}: not a {FORMAT} ranker", remedy=retrain)
     if meta.get("features") != list(FEATURES):
         raise ConfigError(f"ranker in {folder} was trained on features {meta.get('features')}, this version "
-                          f"computes {list(FEATURES)}; {fix}")
+                          f"computes {list(FEATURES)}", remedy=retrain)
     if hashlib.sha256(text).hexdigest() != meta.get("model_sha256"):
-        raise ConfigError(f"{model_path} does not match its {META_FILE} (damaged or half-written); {fix}")
+        raise ConfigError(f"{model_path} does not match its {META_FILE} (damaged or half-written)", remedy=retrain)
     import lightgbm as lgb
 
     try:
         booster = lgb.Booster(model_str=text.decode())
     except lgb.basic.LightGBMError as e:
-        raise ConfigError(f"{model_path}: not a LightGBM model ({e}); {fix}") from None
-    return Ranker(booster, meta, threads=int(meta.get("params", {}).get("threads", 1)))
+        raise ConfigError(f"{model_path}: not a LightGBM model ({e})", remedy=retrain) from None
+    return LightGBMRanker(booster, meta, threads=int(meta.get("params", {}).get("threads", 1)))
 
 
 # ---- training --------------------------------------------------------------------------------------------------
+class FeatureSource(Protocol):
+    """What training reads from the related-items service (viscover.related.RelatedItems): its graph, its
+    parameters (the cold threshold; kept in the ranker's meta) and the features it computes for given candidates."""
+
+    graph: Bipartite
+    params: object  # a dataclass with cold_degree
+
+    def features_for(self, query_nodes, candidate_nodes, weights=None, want_domain: int = -1) -> Features: ...
+
+
 @dataclass(frozen=True)
 class RankParams:
+    """LightGBM and evaluation settings of ranker training."""
+
     holdout: float = 0.2  # fraction of query items held out for evaluation
     seed: int = 0
     rounds: int = 200
@@ -143,9 +164,10 @@ class TrainReport:
     seconds: float = 0.0
     saved_to: str | None = None
     heldout_item_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
-    ranker: Ranker | None = None
+    ranker: LightGBMRanker | None = None
 
     def to_dict(self) -> dict:
+        """The report as JSON-ready values (without the ranker and the held-out ids)."""
         out = {k: v for k, v in asdict(self).items() if k not in ("heldout_item_ids", "ranker")}
         out["seconds"] = round(self.seconds, 3)
         return out
@@ -164,7 +186,7 @@ class TrainingRows:
     keep: np.ndarray  # mask over the log's impressions that were usable
 
 
-def training_rows(service, graph, events) -> TrainingRows:
+def training_rows(service: FeatureSource, graph: Bipartite, events) -> TrainingRows:
     """Map logged item ids to graph nodes and compute features, one `features_for` call per query item."""
     q = graph.left_index(events.query_item_id)
     i = graph.left_index(events.item_id)
@@ -176,24 +198,22 @@ def training_rows(service, graph, events) -> TrainingRows:
     x = np.zeros((len(pairs), len(FEATURES)), np.float32)
     starts = np.flatnonzero(np.r_[True, pairs[1:, 0] != pairs[:-1, 0]]) if len(pairs) else np.zeros(0, np.int64)
     for a, b in zip(starts, np.r_[starts[1:], len(pairs)].astype(np.int64)):
-        x[a:b] = service.features_for([pairs[a, 0]], pairs[a:b, 1])
+        x[a:b] = service.features_for([pairs[a, 0]], pairs[a:b, 1]).matrix
     return TrainingRows(q, i, pair, x, pairs[:, 0].astype(np.int64), pairs[:, 1].astype(np.int64), keep)
 
 
-def train_ranker(service, graph, events, folder: Path | None = None,
+def train_ranker(service: FeatureSource, graph: Bipartite | None, events, folder: Path | None = None,
                  params: RankParams = RankParams()) -> TrainReport:
     """Train on a log (viscover.catalog.engagement.EngagementLog: internal item ids), evaluate on held-out query
     items, save to `folder` when given. Raises BadRequestError when the log cannot train anything."""
-    import lightgbm as lgb
-
     start = time.perf_counter()
     graph = graph if graph is not None else service.graph
     report = TrainReport(impressions=len(events), params=_params_dict(params))
     rows = training_rows(service, graph, events)
     report.used, report.dropped = int(rows.keep.sum()), int((~rows.keep).sum())
     if report.used == 0:
-        raise BadRequestError("no usable impressions: the log is empty or names no item of the catalogue; ingest a "
-                              "log with `viscover engagement ingest LOG`")
+        raise BadRequestError("no usable impressions: the log is empty or names no item of the catalogue",
+                              remedy=Remedy("ingest-engagement"))
     pos = events.position[rows.keep]
     clicked, saved = events.clicked[rows.keep], events.saved[rows.keep]
     randomized = events.randomized[rows.keep]
@@ -223,10 +243,7 @@ def train_ranker(service, graph, events, folder: Path | None = None,
     uniq, inv = np.unique(key, return_inverse=True)
     weight = np.bincount(inv, weights=w[tr])
     x_train, y_train = rows.x[uniq // 2], (uniq % 2).astype(np.float64)
-    data = lgb.Dataset(x_train, y_train, weight=weight, feature_name=list(FEATURES), free_raw_data=True)
-    booster = lgb.train(lgb_params(params, objective="binary", min_sum_hessian_in_leaf=1e-3), data,
-                        num_boost_round=params.rounds)
-    ranker = Ranker(booster, threads=params.threads)
+    ranker = fit_ranker(x_train, y_train, params, weight=weight, objective="binary", min_sum_hessian_in_leaf=1e-3)
 
     if len(held):
         report.metrics = _heldout_metrics(service, ranker, rows, is_held, y, pos, clicked, saved, propensity, lp)
@@ -240,6 +257,17 @@ def train_ranker(service, graph, events, folder: Path | None = None,
     if folder is not None:
         ranker.save(Path(folder))
     return report
+
+
+def fit_ranker(x: np.ndarray, y: np.ndarray, params: RankParams, *, weight: np.ndarray | None = None,
+               group: np.ndarray | None = None, **overrides) -> LightGBMRanker:
+    """Fit LightGBM trees to feature rows (FEATURES order) and labels with the shared settings (`lgb_params`);
+    `group` gives query sizes for ranking objectives, `overrides` the objective and its settings."""
+    import lightgbm as lgb
+
+    data = lgb.Dataset(x, y, weight=weight, group=group, feature_name=list(FEATURES), free_raw_data=True)
+    booster = lgb.train(lgb_params(params, **overrides), data, num_boost_round=params.rounds)
+    return LightGBMRanker(booster, threads=params.threads)
 
 
 def lgb_params(params: RankParams, **overrides) -> dict:
@@ -257,8 +285,8 @@ def _params_dict(params: RankParams) -> dict:
     return asdict(params)
 
 
-def _heldout_metrics(service, ranker: Ranker, rows: TrainingRows, is_held: np.ndarray, y: np.ndarray,
-                     pos: np.ndarray, clicked, saved, propensity: Propensity, lp: LabelParams) -> dict:
+def _heldout_metrics(service: FeatureSource, ranker: LightGBMRanker, rows: TrainingRows, is_held: np.ndarray,
+                     y: np.ndarray, pos: np.ndarray, clicked, saved, propensity: Propensity, lp: LabelParams) -> dict:
     """Learned ranker vs heuristic on the held-out queries' logged impressions: AUC with impressions weighted by
     their chance of having been examined (positives 1 + save_boost * saved, negatives e(p)), and NDCG@10 over each
     query's shown items with gain = clicks over expected clicks of the (query, item) pair, sum of positive

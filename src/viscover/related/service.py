@@ -1,180 +1,155 @@
-"""Related items for one item or a set of items: seeds -> candidates (Pixie, co-occurrence, visual) -> features ->
-score (learned ranker, else heuristic) -> the query and its duplicates removed -> top k with explanations."""
+"""Related items of one catalogue home: the item graph (cached), the related-items service over it (assembled once
+per graph, index and ranker), queries by item id, ranker training and engagement logs."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import threading
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable
 
-import numpy as np
+from viscover.candidates.neighbours import NodeVectorIndex, VisualNeighbours
+from viscover.catalog.store import CatalogStore
+from viscover.config import Settings
+from viscover.errors import BadRequestError, NotFoundError
+from viscover.graph.bipartite import Bipartite, lookup_sorted
+from viscover.graph.build import item_attributes
+from viscover.graph.cache import GraphCache
+from viscover.graph.prune import prune, prune_params_of
+from viscover.paths import Home
+from viscover.rank.policy import WriteLock, save_if_better
+from viscover.rank.ranker import load_ranker
+from viscover.related.items import RelatedItems
+from viscover.related.params import RelatedParams
 
-from viscover.graph.bipartite import Bipartite
-from viscover.index import Query
-from viscover.related.candidates import (COOCCURRENCE, FEATURES, PIXIE, SOURCE_NAMES, VISUAL, CandidateSet,
-                                         ItemAttributes, cooccurrence, features, heuristic_score)
-from viscover.related.pixie import PixieParams, PixieWalker
-
-
-@dataclass(frozen=True)
-class RelatedParams:
-    pixie: PixieParams = PixieParams()
-    pool: int = 200  # candidates kept from each generator
-    cold_degree: int = 1  # a query set with fewer board memberships than this is "cold": seed from visual neighbours
-    visual_seeds: int = 10  # visual neighbours used as extra walk seeds for cold queries
-    dedup_threshold: float = 0.05  # candidates this close to the query (cosine distance) are its near-duplicates
+if TYPE_CHECKING:
+    from viscover.catalog.engagement import EngagementReport
+    from viscover.catalog.records import Item
 
 
 @dataclass
 class RelatedHit:
     """One related item with its score and why it was proposed (generators and feature values)."""
 
-    item: object  # viscover.catalog.records.Item
+    item: "Item"
     score: float
     explanation: dict
 
     def to_dict(self, explain: bool = False) -> dict:
+        """The item's JSON with its score (6 places), and the explanation when asked."""
         out = {"score": round(float(self.score), 6), **self.item.to_dict()}
         if explain:
             out["explanation"] = self.explanation
         return out
 
 
-@dataclass
-class RelatedResult:
-    """Ranked graph nodes with their scores, sources and feature rows (for explanations)."""
+class RelatedService:
+    """Related items of a catalogue home, for the Engine to delegate to. Thread-safe like the Engine: caches are
+    filled under `cache_lock`, walks (one reusable visit buffer per graph) run under `walk_lock`, and the home's
+    `write_lock` is held only to write (an engagement log, a ranker's save)."""
 
-    nodes: np.ndarray
-    scores: np.ndarray
-    sources: np.ndarray
-    features: np.ndarray
-    cold: bool
-    seeds: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    def __init__(self, store: CatalogStore, home: Home, settings: Settings,
+                 index_for: Callable[[str | None], NodeVectorIndex | None], *, write_lock: WriteLock,
+                 walk_lock: AbstractContextManager, cache_lock: AbstractContextManager | None = None):
+        """`index_for(model)` gives the model's vector index, None when the catalogue is not indexed yet (related
+        items then use graph signals only). `cache_lock` may be the caller's own cache lock (re-entrant)."""
+        self.store, self.home, self.settings, self.index_for = store, home, settings, index_for
+        self._write_lock, self._walk_lock = write_lock, walk_lock
+        self._cache_lock = cache_lock if cache_lock is not None else threading.RLock()
+        self._graphs = GraphCache(store, home.graph)
+        self._items: tuple[Bipartite, NodeVectorIndex | None, str | None, RelatedItems] | None = None
 
-    def explain(self, i: int) -> dict:
-        return {"sources": [name for flag, name in SOURCE_NAMES.items() if self.sources[i] & flag],
-                "features": {name: round(float(v), 4) for name, v in zip(FEATURES, self.features[i])}}
+    # ---- the graph and the service over it --------------------------------------------------------------------
+    def graph(self) -> Bipartite:
+        """The item-board graph, rebuilt (and saved under the home's graph folder) whenever the catalogue's items
+        or boards changed."""
+        with self._cache_lock:
+            return self._graphs.get()
 
+    def related_items(self, model: str | None = None) -> RelatedItems:
+        """The related-items service over the current graph, the model's index (if any) and the saved ranker (the
+        heuristic without one); assembled again when the graph or the index changed or a new ranker was saved."""
+        with self._cache_lock:
+            graph = self._graphs.get()
+            index = self.index_for(model)
+            kept = self._items
+            if kept is not None and kept[0] is graph and kept[1] is index and kept[2] == model:
+                return kept[3]
+            items = self._assemble(graph, index)
+            self._items = (graph, index, model, items)
+            return items
 
-class VisualNeighbours:
-    """What the related-items service needs from the vector index, on graph nodes."""
+    def _assemble(self, graph: Bipartite, index: NodeVectorIndex | None) -> RelatedItems:
+        """Prune the graph (when the settings ask and looks are known), read item attributes and image ids, load
+        the ranker."""
+        visual = None if index is None else VisualNeighbours(graph, index)
+        attrs, _, domain_names = item_attributes(self.store, graph)
+        prune_params = prune_params_of(self.settings)
+        if visual is not None and prune_params.active:
+            graph, _ = prune(graph, *visual.unit_vectors(), prune_params)
+            visual = VisualNeighbours(graph, visual.index)
+        item_ids, image_ids = self.store.item_images()
+        image_of = lookup_sorted(item_ids, image_ids, graph.left_ids, -1) if len(item_ids) else None
+        items = RelatedItems(graph, visual, attrs, image_of, load_ranker(self.home.ranker),
+                             RelatedParams.from_settings(self.settings))
+        items.domain_names = domain_names
+        return items
 
-    def __init__(self, graph: Bipartite, index):
-        self.graph, self.index = graph, index
+    # ---- queries ----------------------------------------------------------------------------------------------
+    def related(self, keys: list[str], *, weights: list[float] | None = None, k: int | None = None,
+                domain: str | None = None, model: str | None = None, score_by: str = "blend") -> list[RelatedHit]:
+        """Items related to one item or a weighted set of items (e.g. a user's recent saves), best first.
+        `domain` biases the walks toward items of that domain."""
+        if not keys:
+            raise BadRequestError("give at least one item id")
+        k = self.settings.default_k if k is None else k
+        if k < 1:
+            raise BadRequestError(f"k={k}: ask for at least one result")
+        if weights is not None and len(weights) != len(keys):
+            raise BadRequestError(f"{len(weights)} weights for {len(keys)} items; give one weight per item")
+        records = [self.store.item(key) for key in keys]  # NotFoundError names an unknown key
+        service = self.related_items(model)
+        graph = service.graph
+        nodes = graph.left_index([r.id for r in records])
+        want = -1
+        if domain is not None:
+            names = service.domain_names
+            if domain not in names:
+                raise NotFoundError(f"no item has domain {domain!r} (domains: {', '.join(n for n in names if n)})")
+            want = names.index(domain)
+        with self._walk_lock:
+            result = service.related(nodes, weights, k=k, want_domain=want, score_by=score_by)
+        found = self.store.items_by_ids(graph.left_ids[result.nodes].tolist())
+        return [RelatedHit(item=found[int(graph.left_ids[n])], score=float(score), explanation=result.explain(i))
+                for i, (n, score) in enumerate(zip(result.nodes, result.scores)) if int(graph.left_ids[n]) in found]
 
-    def vectors(self, nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(mask of nodes in the index, their float vectors)."""
-        ids = self.graph.left_ids[nodes]
-        present = self.index.contains(ids)
-        vecs = self.index.stored_floats(ids[present]) if present.any() else np.zeros((0, self.index.dim), np.float32)
-        return present, vecs
+    # ---- engagement and the learned ranker ----------------------------------------------------------------------
+    def ingest_engagement(self, log: str | Path) -> "EngagementReport":
+        """Add impressions (query item, shown item, position, clicked, saved) from a CSV/JSONL/Parquet log."""
+        from viscover.catalog.engagement import ingest_engagement
 
-    def unit_vectors(self) -> tuple[np.ndarray, np.ndarray]:
-        """(unit vector per graph node (zeros where absent), presence mask): for pruning by coherence."""
-        present, vecs = self.vectors(np.arange(self.graph.n_left))
-        unit = np.zeros((self.graph.n_left, self.index.dim), np.float32)
-        unit[present] = vecs
-        return unit, present
+        with self._write_lock.held():
+            return ingest_engagement(self.store, Path(log).expanduser())
 
-    def neighbours(self, query_vector: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """The k nearest indexed items that are graph nodes (float search: no sign bits needed)."""
-        hits = self.index.search(Query(floats=query_vector), k)
-        nodes = self.graph.left_index(hits.ids)
-        keep = nodes >= 0
-        return nodes[keep], hits.scores[keep]
+    def train_ranker(self, *, from_boards: bool = False, queries: int = 1000, seed: int = 0,
+                     model: str | None = None, force: bool = False) -> dict:
+        """Learn the related-items ranker from the engagement log (position-debiased), or, with `from_boards`,
+        from hidden board memberships of the catalogue itself. It is saved in the home's ranker folder (and used
+        from then on) only if it beats the heuristic on held-out queries, unless `force`; the report says which
+        ("saved", "not_saved_because")."""
+        from viscover.catalog.engagement import engagement_rows
+        from viscover.rank.boards import train_board_ranker
+        from viscover.rank.ranker import RankParams, train_ranker
 
-
-class RelatedItems:
-    def __init__(self, graph: Bipartite, visual: VisualNeighbours | None = None,
-                 attrs: ItemAttributes | None = None, image_of: np.ndarray | None = None, ranker=None,
-                 params: RelatedParams = RelatedParams()):
-        self.graph, self.visual, self.attrs, self.ranker, self.params = graph, visual, attrs, ranker, params
-        self.image_of = image_of  # image id per node: exact duplicates share one
-        self.domain_names: list[str] = []  # domain name by code (graph.left_keys), when built from a catalogue
-        self.walker = PixieWalker(graph)
-
-    def related(self, query_nodes, weights=None, k: int = 10, want_domain: int = -1,
-                score_by: str = "blend") -> RelatedResult:
-        """Top-k related nodes. `score_by` "blend" uses the ranker (or the heuristic); "pixie", "cooccurrence" or
-        "visual" rank by that single signal (the baselines of `viscover eval-related`)."""
-        cands, q, cold, seeds = self.candidates(query_nodes, weights, want_domain)
-        x = features(cands, self.graph, q, self.attrs)
-        if score_by == "blend":
-            score = self.ranker.score(x) if self.ranker is not None else heuristic_score(x, cold)
+        service = self.related_items(model)
+        if from_boards:
+            ranker, board_report = train_board_ranker(service.graph, service.on_graph, queries=queries, seed=seed)
+            out, metric = board_report.to_dict(), "mrr"
         else:
-            flag = {"pixie": PIXIE, "cooccurrence": COOCCURRENCE, "visual": VISUAL}[score_by]
-            raw = {PIXIE: cands.pixie, COOCCURRENCE: cands.cooccurrence, VISUAL: cands.visual}[flag]
-            score = np.where(cands.sources & flag, raw, -np.inf)
-        order = np.lexsort((cands.nodes, -score))[:k]
-        order = order[np.isfinite(score[order])]
-        return RelatedResult(cands.nodes[order], score[order], cands.sources[order], x[order], cold, seeds)
-
-    def features_for(self, query_nodes, candidate_nodes, weights=None, want_domain: int = -1) -> np.ndarray:
-        """Feature rows (FEATURES order) for given candidates of a query, as `related` would compute them:
-        candidates the generators did not propose get zero walk and co-occurrence signals. For training rankers
-        on logged (query, shown item) pairs."""
-        cands, q, _, _ = self.candidates(query_nodes, weights, want_domain)
-        wanted = np.asarray(candidate_nodes, np.int64)
-        pixie, cooc = np.zeros(len(wanted)), np.zeros(len(wanted))
-        if len(cands):
-            pos = np.minimum(np.searchsorted(cands.nodes, wanted), len(cands) - 1)
-            known = cands.nodes[pos] == wanted
-            pixie[known], cooc[known] = cands.pixie[pos[known]], cands.cooccurrence[pos[known]]
-        # (sources are not a feature)
-        merged = CandidateSet(wanted, pixie, cooc, np.zeros(len(wanted)), np.zeros(len(wanted), np.uint8))
-        query_vec = self._query_vector(q, self._weights(q, weights))
-        if query_vec is not None:
-            c_present, c_vecs = self.visual.vectors(wanted)
-            merged.visual[c_present] = c_vecs @ query_vec
-        # normalise walk/co-occurrence by the maxima over the full candidate set, as `related` does
-        x = features(merged, self.graph, q, self.attrs)
-        x[:, 0] = merged.pixie / max(float(cands.pixie.max(initial=0.0)), 1e-12)
-        x[:, 2] = merged.cooccurrence / max(float(cands.cooccurrence.max(initial=0.0)), 1e-12)
-        return x
-
-    def candidates(self, query_nodes, weights=None, want_domain: int = -1):
-        """(candidates, query nodes, cold?, walk seeds). Cold queries (few board memberships) also walk from their
-        visual neighbours, so that items nobody has saved yet still get graph-based recommendations."""
-        p = self.params
-        q = np.atleast_1d(np.asarray(query_nodes, np.int64))
-        w = self._weights(q, weights)
-        degree = self.graph.left_degree()
-        cold = int(degree[q].sum()) < p.cold_degree
-        query_vec = self._query_vector(q, w)
-        parts: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-        seeds, seed_w = q[degree[q] > 0], w[degree[q] > 0]
-        if query_vec is not None:
-            v_nodes, v_sims = self.visual.neighbours(query_vec, p.pool + len(q))
-            parts[VISUAL] = (v_nodes, v_sims)
-            if cold:
-                warm = np.nonzero(~np.isin(v_nodes, q) & (degree[v_nodes] > 0))[0][: p.visual_seeds]
-                seeds = np.concatenate([seeds, v_nodes[warm]]).astype(np.int64)
-                seed_w = np.concatenate([seed_w, np.clip(v_sims[warm], 0.0, None)])
-        if len(seeds):
-            visits = self.walker.walk(seeds, seed_w, p.pixie, want_key=want_domain)
-            parts[PIXIE] = (visits.nodes[: p.pool], visits.scores[: p.pool])
-            c_nodes, c_counts = cooccurrence(self.graph, seeds, seed_w, seed=p.pixie.seed)
-            parts[COOCCURRENCE] = (c_nodes[: p.pool], c_counts[: p.pool])
-        cands = CandidateSet.merge(parts)
-        cands = cands.drop(np.isin(cands.nodes, q))
-        if self.image_of is not None:  # exact copies of a query image
-            cands = cands.drop(np.isin(self.image_of[cands.nodes], self.image_of[q]))
-        if query_vec is not None and len(cands):
-            present, vecs = self.visual.vectors(cands.nodes)
-            sims = np.zeros(len(cands))
-            sims[present] = vecs @ query_vec
-            cands.visual = sims
-            cands = cands.drop(sims > 1.0 - p.dedup_threshold)  # near-duplicates of the query
-        return cands, q, cold, seeds
-
-    @staticmethod
-    def _weights(q: np.ndarray, weights) -> np.ndarray:
-        return np.ones(len(q)) if weights is None else np.atleast_1d(np.asarray(weights, np.float64))
-
-    def _query_vector(self, q: np.ndarray, w: np.ndarray) -> np.ndarray | None:
-        """The unit-length weighted mean of the query items' vectors (None without an index or indexed items)."""
-        if self.visual is None:
-            return None
-        present, vecs = self.visual.vectors(q)
-        if not present.any():
-            return None
-        mean = (vecs * w[present, None]).sum(0)
-        return (mean / max(np.linalg.norm(mean), 1e-12)).astype(np.float32)
+            report = train_ranker(service, service.graph, engagement_rows(self.store), None, RankParams(seed=seed))
+            ranker, out, metric = report.ranker, report.to_dict(), "ndcg@10"
+        if save_if_better(ranker, out, metric, self.home.ranker, force=force, write_lock=self._write_lock):
+            with self._cache_lock:
+                self._items = None  # the next query loads the new ranker
+        return out

@@ -13,6 +13,7 @@ from viscover.catalog.store import CatalogStore, Filters
 from viscover.config import Settings
 from viscover.embed import Embedder
 from viscover.embed.pipeline import ImageJob, decode_pixels, embed_batch
+from viscover.embed.vectors import EmbeddingStore
 from viscover.errors import BadImageError, BadRequestError, IndexCorruptError, NotFoundError, Remedy
 from viscover.imaging import CropBox
 from viscover.index import Query, VectorIndex, load_index
@@ -62,6 +63,21 @@ class SearchService:
             if index is not None and index.remove(item_ids):
                 index.save(folder)
                 self.indexes.keep(folder.name, index)  # swap in the updated copy
+
+    def describe(self) -> dict[str, dict]:
+        """Per stored model: its embeddings (meta, images embedded) and its saved index (or the index's error)."""
+        out = {}
+        root = self.home.embeddings_root
+        for folder in sorted(root.iterdir()) if root.is_dir() else []:
+            vectors = EmbeddingStore(folder)
+            entry = {**vectors.meta(), "embedded_images": int(len(vectors.ids()))}
+            try:
+                index = load_index(self.home.index(folder.name), self.settings)
+                entry["index"] = index.describe() if index else None
+            except IndexCorruptError as e:
+                entry["index"] = {"error": str(e)}
+            out[folder.name] = entry
+        return out
 
     # ---- search ----------------------------------------------------------------------------------------------
     def search_image(self, image: str | Path | bytes, *, crop: CropBox | None = None, k: int | None = None,
