@@ -556,6 +556,8 @@ def test_backends_are_chosen_by_name(tmp_path):
     assert saved_version(tmp_path, Settings()) is not None and len(load_index(tmp_path, Settings())) == 20
     with pytest.raises(ConfigError, match="unknown index backend 'nope'; known: faiss"):
         build_index(ids, ids, raw, Settings(), backend="nope")
+    with pytest.raises(ConfigError, match="unknown index backend 'milvus'; known: faiss"):
+        load_index(tmp_path, Settings(index_backend="milvus"))
     calls = []
     faiss_backend = get_backend(Settings())
     fake = IndexBackend("fake", build=lambda *a: calls.append(a) or "built", load=lambda f, s: "loaded",
@@ -567,6 +569,8 @@ def test_backends_are_chosen_by_name(tmp_path):
         assert load_index(tmp_path, Settings(), backend="fake") == "loaded"
         assert saved_version(tmp_path, Settings(), backend="fake") == 42
         assert get_backend(Settings(), "fake") is fake and get_backend(Settings()) is faiss_backend
+        assert get_backend(Settings(index_backend="fake")) is fake  # the setting chooses when no name is given
+        assert build_index(ids, ids, raw, Settings(index_backend="fake")) == "built"
     finally:
         _BACKENDS.pop("fake")
 

@@ -47,6 +47,7 @@ class Settings:
     image_roots: str = _s("", "Comma-separated extra folders that manifest paths may point into; empty: only the "
                               "manifest's own folder.")
     shard_size: int = _s(2048, "Embeddings written per shard file (the unit of resumption after a crash).")
+    index_backend: str = _s("faiss", "Vector index backend, by its registered name (viscover.index.registry): faiss.")
     hnsw_threshold: int = _s(50_000, "Vectors above which the float index uses HNSW instead of exact search.")
     hnsw_m: int = _s(32, "HNSW graph degree (M).")
     hnsw_ef_construction: int = _s(80, "HNSW efConstruction: build-time beam width.")

@@ -10,26 +10,13 @@ the generators that proposed it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Protocol
+from typing import Callable, Protocol
 
 import numpy as np
 
 from viscover.candidates.neighbours import VisualNeighbours
-from viscover.candidates.walk import PixieParams
+from viscover.candidates.query import CandidateParams, CandidateQuery
 from viscover.graph.bipartite import Bipartite
-
-if TYPE_CHECKING:  # the query module builds on this one
-    from viscover.candidates.query import CandidateQuery
-
-
-@dataclass(frozen=True)
-class CandidateParams:
-    """Sizes and walk settings the generators and the query builder read."""
-
-    pixie: PixieParams = PixieParams()
-    pool: int = 200  # candidates kept from each generator
-    cold_degree: int = 1  # a query set with fewer board memberships than this is "cold": seed from visual neighbours
-    visual_seeds: int = 10  # visual neighbours used as extra walk seeds for cold queries
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,19 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from viscover.candidates.base import CandidateParams
 from viscover.candidates.neighbours import VisualNeighbours
+from viscover.candidates.walk import PixieParams
 from viscover.graph.bipartite import Bipartite
+
+
+@dataclass(frozen=True)
+class CandidateParams:
+    """Sizes and walk settings the generators and the query builder read."""
+
+    pixie: PixieParams = PixieParams()
+    pool: int = 200  # candidates kept from each generator
+    cold_degree: int = 1  # a query set with fewer board memberships than this is "cold": seed from visual neighbours
+    visual_seeds: int = 10  # visual neighbours used as extra walk seeds for cold queries
 
 
 @dataclass(frozen=True, eq=False)

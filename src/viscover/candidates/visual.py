@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from viscover.candidates.base import CandidateParams, CandidateSources, nothing, without_query
-from viscover.candidates.query import CandidateQuery
+from viscover.candidates.base import CandidateSources, nothing, without_query
+from viscover.candidates.query import CandidateParams, CandidateQuery
 
 
 class VisualCandidates:

@@ -6,12 +6,15 @@ from __future__ import annotations
 import functools
 import json
 from pathlib import Path
-from typing import Annotated, Callable, Optional
+from typing import TYPE_CHECKING, Annotated, Callable, Optional
 
 import typer
 
-from viscover import Engine, Settings, ViscoverError
+from viscover import Settings, ViscoverError
 from viscover.cli.hints import with_hint
+
+if TYPE_CHECKING:
+    from viscover import Engine
 
 HomeOpt = Annotated[Path, typer.Option("--home", envvar="VISCOVER_HOME",
                                        help="Catalogue home folder (database, embeddings, indexes).")]
@@ -20,7 +23,6 @@ DbOpt = Annotated[Optional[str], typer.Option("--db", envvar="VISCOVER_DB", help
 ModelOpt = Annotated[Optional[str], typer.Option("--model", "-m", help="Embedding model: efficientnet-lite0 "
                                                  "(default), efficientnet-lite1/2, onnx:PATH, hf:NAME_OR_DIR, "
                                                  "or a model folder.")]
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print as JSON.")]
 DEFAULT_HOME = Path("viscover-home")
 
 
@@ -62,7 +64,10 @@ def handle_errors(fn: Callable) -> Callable:
     return wrapper
 
 
-def open_engine(home: Path, db: str | None, create: bool = False, **overrides) -> Engine:
-    """The Engine of a home, with settings from its viscover.toml, the environment and the given options."""
+def open_engine(home: Path, db: str | None, create: bool = False, **overrides) -> "Engine":
+    """The Engine of a home, with settings from its viscover.toml, the environment and the given options (imported
+    here, not at the top: `viscover --help` stays quick)."""
+    from viscover import Engine
+
     settings = Settings.load(home, overrides=overrides)
     return Engine(home, settings, db=db, create=create)

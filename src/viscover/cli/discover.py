@@ -33,9 +33,8 @@ def search(
     db: DbOpt = None,
 ) -> None:
     """Search the catalogue by an image (file or URL), by an item, or by a crop box of either."""
-    from viscover import Filters
+    from viscover import Filters, parse_crop
     from viscover.cli.render import print_hits
-    from viscover import parse_crop
 
     if (image is None) == (item is None):
         raise BadRequestError("give exactly one query: an image path/URL argument, or --item ID")

@@ -35,9 +35,8 @@ def eval_(
     Queries are rows with a label for TASK (and the query domain); the gallery is all labelled rows (or those of
     the gallery domain); a query never retrieves itself. Reports Recall@1/5/10 and MAP@R.
     """
+    from viscover import Settings, evaluate_retrieval
     from viscover.cli.render import print_eval, rich_progress
-    from viscover import Settings
-    from viscover import evaluate_retrieval
 
     settings = Settings.load(None, overrides={"workers": workers})
     report = evaluate_retrieval(manifest, task, model=model, query_domain=query_domain,
@@ -66,9 +65,7 @@ def eval_related(
     whether the item's related items contain its hidden board-mates (hit-rate@10/@50, MRR), for the blend and
     for Pixie, plain co-occurrence and visual similarity alone."""
     from viscover.cli.render import print_related_eval, rich_progress
-    from viscover import Settings
-    from viscover import evaluate_related
-    from viscover import PruneParams
+    from viscover import PruneParams, Settings, evaluate_related
 
     settings = Settings.load(None, overrides={"workers": workers})
     result = evaluate_related(manifest, queries=queries, seed=seed, model=model, settings=settings,
@@ -117,8 +114,7 @@ def train(
     --model takes everywhere. Unset options take the defaults shown by --help.
     """
     from viscover.cli.render import problems, console, rich_progress
-    from viscover import TrainConfig
-    from viscover import train_model
+    from viscover import TrainConfig, train_model
 
     given = {k: v for k, v in dict(out=out, dim=dim, epochs=epochs, batch_size=batch_size, per_class=per_class,
                                    sampled_classes=sampled_classes, temperature=temperature, lr=lr, views=views,

@@ -34,7 +34,7 @@ def backend_names() -> list[str]:
 
 def get_backend(settings: Settings, name: str | None = None) -> IndexBackend:
     """The backend called `name`, else the one the settings choose (index_backend), else the default."""
-    name = name or getattr(settings, "index_backend", "") or DEFAULT_BACKEND
+    name = name or settings.index_backend or DEFAULT_BACKEND
     try:
         return _BACKENDS[name]
     except KeyError:

@@ -4,19 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from viscover.candidates.base import CandidateParams
+from viscover.candidates.query import CandidateParams
 from viscover.candidates.walk import PixieParams
 from viscover.config import Settings
 
 
 @dataclass(frozen=True)
-class RelatedParams:
-    """Walks, candidate pools, when a query is cold, and what counts as a near-duplicate of the query."""
+class RelatedParams(CandidateParams):
+    """What the candidate generators read (walks, pool sizes, when a query is cold), and what counts as a
+    near-duplicate of the query."""
 
-    pixie: PixieParams = PixieParams()
-    pool: int = 200  # candidates kept from each generator
-    cold_degree: int = 1  # a query set with fewer board memberships than this is "cold": seed from visual neighbours
-    visual_seeds: int = 10  # visual neighbours used as extra walk seeds for cold queries
     dedup_threshold: float = 0.05  # candidates this close to the query (cosine distance) are its near-duplicates
 
     @classmethod
@@ -32,6 +29,5 @@ class RelatedParams:
 
     @property
     def candidates(self) -> CandidateParams:
-        """What the candidate generators and the query builder read."""
-        return CandidateParams(pixie=self.pixie, pool=self.pool, cold_degree=self.cold_degree,
-                               visual_seeds=self.visual_seeds)
+        """What the candidate generators and the query builder read (these parameters are those, and more)."""
+        return self
