@@ -22,8 +22,9 @@ from viscover import Engine, Settings
 from viscover.catalog.ingest import MAX_PROBLEMS
 from viscover.catalog.sources import open_source
 from viscover.cli.app import app
+from viscover.cli.hints import cli_hint
 from viscover.datasets import write_manifest
-from viscover.errors import BadImageError, BadManifestError
+from viscover.errors import BadImageError, BadManifestError, Remedy
 from viscover.imaging import read_image_bytes
 from viscover.imaging.netguard import parse_allow_list
 
@@ -189,7 +190,10 @@ def test_paths_leading_out_of_the_manifest_folder_are_refused(home, escaping):
     folder = escaping.parent.resolve()
     for reason in found.values():
         assert f"outside the manifest folder {folder}" in reason
-        assert "allow it with --image-root DIR or the image_roots setting" in reason
+        assert "--image-root" not in reason  # a CLI option: the CLI adds it, a Python caller or the server does not
+    assert {p.remedy for p in report.skipped} == {Remedy("allow-image-root")}
+    shown = report.to_dict(hint=cli_hint)["problems"]
+    assert all(p.endswith("; allow it with --image-root DIR or the image_roots setting") for p in shown)
     assert f"leads to {LIME[1].resolve()}" in found["m.csv line 4"]
     assert f"leads through a symbolic link to {LIME[0].resolve()}" in found["m.csv line 5"]
 

@@ -93,7 +93,7 @@ def _open_log(path: Path) -> tuple[Iterator[EngagementRow | Problem], list[str]]
             try:
                 yield _row(row.values, row.where)
             except BadManifestError as e:
-                yield Problem(row.where, str(e))
+                yield Problem(row.where, str(e), e.remedy)
 
     return rows(), ignored
 

@@ -15,14 +15,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 from viscover.catalog.records import ImageRecord, ItemRecord, Problem
 from viscover.catalog.roots import parse_roots
 from viscover.catalog.sources import Source, SourceRow, open_source
 from viscover.catalog.store import CatalogStore, UpsertCounts
 from viscover.config import Settings
-from viscover.errors import BadImageError
+from viscover.errors import BadImageError, Remedy
 from viscover.fsutil import atomic_write_bytes
 from viscover.imaging import is_url, probe_image, read_image_bytes
 from viscover.progress import ProgressFactory, no_progress
@@ -52,10 +52,11 @@ class IngestReport:
         self.skipped += problems[:room]
         self.skipped_unlisted += max(0, len(problems) - room)
 
-    def to_dict(self) -> dict:
+    def to_dict(self, hint: Callable[[Remedy], str | None] | None = None) -> dict:
+        """The report as JSON; `hint` is a shell's phrasing of the problems' remedies (none by default)."""
         return {"source": self.source, "rows": self.rows, "added": self.counts.added,
                 "updated": self.counts.updated, "unchanged": self.counts.unchanged, "repeated": self.repeated,
-                "skipped": self.skipped_total, "problems": [str(p) for p in self.skipped],
+                "skipped": self.skipped_total, "problems": [p.describe(hint) for p in self.skipped],
                 "problems_unlisted": self.skipped_unlisted, "ignored_columns": self.ignored_columns}
 
 
@@ -111,7 +112,7 @@ def _load(row: SourceRow, settings: Settings, blob_dir: Path) -> ItemRecord | Pr
                                 url_allow_hosts=settings.url_allow_hosts)
         info = probe_image(data, max_pixels=settings.max_image_pixels, name=row.location)
     except BadImageError as e:
-        return Problem(row.where, str(e))
+        return Problem(row.where, str(e), e.remedy)
     sha = hashlib.sha256(data).hexdigest()
     uri = row.location
     if is_url(row.location):  # keep our own copy: URLs change and vanish

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
+
+from viscover.errors import Remedy
 
 ITEM_FIELDS = ("title", "description", "domain", "split")
 RANDOM_SOURCE = "random"  # an engagement log's traffic slice of lists shown in random order (viscover.rank.debias)
@@ -65,13 +68,19 @@ class Item:
 
 @dataclass(frozen=True)
 class Problem:
-    """One input that was skipped: where it was (file, row) and why."""
+    """One input that was skipped: where it was (file, row), why, and what would fix it (phrased by each shell)."""
 
     where: str
     reason: str
+    remedy: Remedy | None = None
 
     def __str__(self) -> str:
         return f"{self.where}: {self.reason}"
+
+    def describe(self, hint: Callable[[Remedy], str | None] | None = None) -> str:
+        """The problem, followed by a shell's phrasing of its remedy when `hint` gives one."""
+        text = hint(self.remedy) if hint is not None and self.remedy is not None else None
+        return f"{self}; {text}" if text else str(self)
 
 
 @dataclass(frozen=True)

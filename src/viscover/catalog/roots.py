@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
-from viscover.errors import BadManifestError
+from viscover.errors import BadManifestError, Remedy
 
 
 def parse_roots(text: str) -> list[Path]:
@@ -49,7 +49,7 @@ class PathGuard:
         how = "through a symbolic link " if _inside(os.path.normpath(text), self.base) else ""
         allowed = "" if not self.roots else f" or the allowed roots ({', '.join(self.roots)})"
         raise BadManifestError(f"path {raw!r} leads {how}to {real}, outside the manifest folder {self.base}"
-                               f"{allowed}; allow it with --image-root DIR or the image_roots setting")
+                               f"{allowed}", remedy=Remedy("allow-image-root"))
 
     def _real(self, text: str) -> str:
         folder, name = os.path.split(text)

@@ -18,7 +18,7 @@ from typing import Any, Iterable, Iterator
 from viscover.catalog.records import ITEM_FIELDS, Problem
 from viscover.catalog.roots import PathGuard
 from viscover.catalog.tables import TABLE_SUFFIXES, check_text, open_table, text
-from viscover.errors import BadManifestError
+from viscover.errors import BadManifestError, Remedy
 from viscover.imaging import is_url
 
 MANIFEST_SUFFIXES = TABLE_SUFFIXES
@@ -67,8 +67,8 @@ def open_source(path: Path, *, label_from_dirs: str | None = None, domain: str |
     if not is_manifest(path):
         raise BadManifestError(f"{path}: not a folder or a manifest (expected {', '.join(sorted(MANIFEST_SUFFIXES))})")
     if label_from_dirs or board:
-        raise BadManifestError("--label-from-dirs and --board apply to folders; put labels and boards in "
-                               "the manifest's label.<task> and boards columns instead")
+        raise BadManifestError("labels from folder names and one board for every image apply to folders; put "
+                               "labels and boards in the manifest's label.<task> and boards columns instead")
     return manifest_source(path, domain=domain, image_roots=image_roots)
 
 
@@ -88,8 +88,7 @@ def folder_source(root: Path, *, label_from_dirs: str | None = None, domain: str
             outside = _link_outside(f, root)
             if outside:
                 yield Problem(str(f), f"symbolic link to {outside}, outside the folder {root}; copy the image "
-                                      "into the folder, or list it in a manifest and allow its folder with "
-                                      "--image-root")
+                                      "into the folder, or list it in a manifest", Remedy("allow-image-root"))
                 continue
             labels = {label_from_dirs: f.parent.name if f.parent != root else None} if label_from_dirs else {}
             fields = {"domain": domain} if domain else {}
@@ -138,7 +137,7 @@ def manifest_source(path: Path, *, domain: str | None = None,
             try:
                 yield _row(row.values, row.where, base, domain, guard)
             except BadManifestError as e:
-                yield Problem(row.where, str(e))
+                yield Problem(row.where, str(e), e.remedy)
 
     return Source(name=str(path), rows=rows(), total=table.total, ignored_columns=ignored)
 

@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from viscover.cli.hints import cli_hint
 from viscover.cli.common import DEFAULT_HOME, DbOpt, HomeOpt, ModelOpt, fail, handle_errors, open_engine
 
 commands = typer.Typer()
@@ -49,7 +50,7 @@ def ingest(
         reports = [engine.ingest(s, label_from_dirs=label_from_dirs, domain=domain, board=board,
                                  image_roots=image_root or [], progress=rich_progress) for s in sources]
     if json_out:
-        print(json.dumps([r.to_dict() for r in reports], indent=2))
+        print(json.dumps([r.to_dict(hint=cli_hint) for r in reports], indent=2))
     else:
         for r in reports:
             print_ingest_report(r)

@@ -15,6 +15,7 @@ def cli_hint(remedy: Remedy) -> str | None:
                        "VISCOVER_HOME) at an existing one",
         "ingest": "ingest the item again with `viscover ingest`",
         "list-items": "list items with `viscover info` or check the manifest",
+        "allow-image-root": "allow it with --image-root DIR or the image_roots setting",
         "list-boards": "see the boards with `viscover info`",
         "train-ranker": f"retrain with `viscover rank train` or delete {remedy.path}",
         "ingest-engagement": "ingest a log with `viscover engagement ingest LOG`",

@@ -11,6 +11,7 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColum
 from rich.table import Table
 
 from viscover import Advance
+from viscover.cli.hints import cli_hint
 
 console = Console()
 err_console = Console(stderr=True)
@@ -34,7 +35,7 @@ def problems(problems: list, what: str, total: int | None = None) -> None:
         return
     err_console.print(f"[yellow]{total} {what} skipped:[/]")
     for p in problems[:MAX_PROBLEMS_SHOWN]:
-        err_console.print(f"  - {p}", highlight=False, soft_wrap=True)
+        err_console.print(f"  - {p.describe(cli_hint)}", highlight=False, soft_wrap=True)
     if total > MAX_PROBLEMS_SHOWN:
         listed = "all" if total == len(problems) else f"the first {len(problems)}"
         err_console.print(f"  ... and {total - MAX_PROBLEMS_SHOWN} more (use --json for {listed})")

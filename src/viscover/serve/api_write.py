@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 
 from viscover import BadRequestError, Engine, NotFoundError
 from viscover.serve import schemas as s
+from viscover.serve.hints import http_hint
 from viscover.serve.deps import EngineDep, TooLargeError, WriteAccess
 from viscover.serve.jobs import Job
 
@@ -36,7 +37,7 @@ def _ingest_job(engine: Engine, manifest: Path):
             indexed = engine.index(progress=job.progress)
         finally:
             shutil.rmtree(manifest.parent, ignore_errors=True)
-        return {"ingest": report.to_dict(), "index": indexed.to_dict()}
+        return {"ingest": report.to_dict(hint=http_hint), "index": indexed.to_dict()}
 
     return work
 
@@ -109,7 +110,7 @@ def delete_items(body: s.DeleteIn, engine: EngineDep, request: Request):
                dependencies=[WriteAccess])
 def delete_item(item_id: str, engine: EngineDep, request: Request):
     """Delete one item (404 if unknown)."""
-    engine.store.item(item_id)  # NotFoundError for an unknown id, before queueing anything
+    engine.item(item_id)  # NotFoundError for an unknown id, before queueing anything
     return _submit(request, "delete", _remove_job(engine, [item_id]))
 
 

@@ -13,6 +13,7 @@ def http_hint(remedy: Remedy) -> str | None:
         "rebuild-index": "rebuild it with `viscover index` on the server",
         "ingest": "ingest the item again (POST /api/items)",
         "list-items": "list items with GET /api/items",
+        "allow-image-root": "the server's image_roots setting can allow the folder",
         "list-boards": "list boards with GET /api/boards",
         "image-url": "use an item's image_url",
         "train-ranker": "retrain the ranker with `viscover rank train` on the server",
