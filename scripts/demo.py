@@ -11,12 +11,9 @@ import random
 import sys
 from pathlib import Path
 
-from viscover import Engine, Settings, ViscoverError
-from viscover.catalog.store import Filters
+from viscover import CropBox, Engine, Filters, Settings, ViscoverError, clothing_rows, grocery_rows, write_manifest
 from viscover.cli.render import (console, print_hits, print_index_report, print_info, print_ingest_report,
                                  print_related, rich_progress)
-from viscover.datasets import clothing_rows, grocery_rows, write_manifest
-from viscover.imaging import CropBox
 
 
 def main() -> int:
