@@ -340,3 +340,77 @@ def test_the_registry_refuses_clashing_generators(catalogue):
     finally:
         del REGISTRY["misnamed"]
     assert [g.name for g in build_generators(CandidateSources(graph))] == ["pixie", "co-occurrence", "visual"]
+
+
+def test_features_for_normalises_by_the_whole_candidate_set_and_keeps_the_domain(catalogue):
+    """Logged items are normalised by the maxima over everything the generators proposed, not over the logged few
+    (a logged list without the most-walked item would otherwise inflate its walk signal); a wanted domain biases
+    the walks behind features_for as it does those behind related."""
+    svc = service(catalogue, visual=False)
+    full = svc.related([3], k=20)
+    top = np.argmax(full.features.column("pixie"))
+    rest = np.nonzero(np.arange(len(full.nodes)) != top)[0]
+    rows = svc.features_for([3], full.nodes[rest])
+    assert np.allclose(rows, full.features.rows(rest), atol=1e-6) and rows.column("pixie").max() < 1.0
+    biased = svc.related([3], k=20, want_domain=1)
+    assert np.allclose(svc.features_for([3], biased.nodes, want_domain=1), biased.features, atol=1e-6)
+    assert not np.allclose(svc.features_for([3], biased.nodes), biased.features, atol=1e-6)
+
+
+def test_a_service_on_the_same_graph_answers_alike(catalogue):
+    """on_graph (board-ranker training builds one per graph with memberships hidden) keeps the looks, the item
+    attributes, the image ids and the parameters: on the same graph it answers exactly alike; it scores with the
+    ranker it is given."""
+    for svc in (service(catalogue), service(catalogue, visual=False)):
+        same = svc.on_graph(svc.graph)
+        for q in ([0], [3], [12], [5, 8]):
+            a, b = svc.related(q, k=20), same.related(q, k=20)
+            assert a.nodes.tolist() == b.nodes.tolist() and np.allclose(a.scores, b.scores)
+            assert [a.explain(i) for i in range(len(a.nodes))] == [b.explain(i) for i in range(len(b.nodes))]
+
+    class ByNode:
+        name = "by-node"
+
+        def score(self, x, cold=False):
+            return -np.arange(len(x), dtype=np.float64)  # candidates in ascending node order
+
+    ranked = service(catalogue).on_graph(service(catalogue).graph, ranker=ByNode()).related([3], k=5)
+    assert ranked.nodes.tolist() == sorted(ranked.nodes.tolist()) and ranked.scores.tolist() == [0, -1, -2, -3, -4]
+
+
+def test_candidate_set_columns_at_any_nodes():
+    """at() reads the columns at any nodes (0 and not proposed where a node is no candidate); a missing column
+    reads as zeros; drop() takes any true/false mask, 0/1 included."""
+    from viscover.candidates import CandidateSet
+
+    c = CandidateSet.merge({"pixie": (np.array([5, 3]), np.array([2.0, 1.0])),
+                            "visual": (np.array([7]), np.array([0.9]))})
+    at = c.at([7, 4, 3, 9])
+    assert at.nodes.tolist() == [7, 4, 3, 9]
+    assert at.scores["pixie"].tolist() == [0.0, 0.0, 1.0, 0.0] and at.scores["visual"].tolist() == [0.9, 0, 0, 0]
+    assert at.proposed["pixie"].tolist() == [False, False, True, False]
+    assert at.proposed["visual"].tolist() == [True, False, False, False]
+    empty = CandidateSet.merge({}, ["pixie"]).at([1, 2])
+    assert empty.scores["pixie"].tolist() == [0.0, 0.0] and not empty.proposed["pixie"].any()
+    assert c.score("co-occurrence").tolist() == [0.0, 0.0, 0.0]
+    assert c.drop(np.array([0, 1, 0])).nodes.tolist() == [3, 7]
+    assert c.at([]).nodes.dtype == np.int64 and len(c.at([])) == 0
+
+
+def test_feature_rows_are_float32_and_keep_their_names():
+    """Bare matrices become float32 feature rows; rows chosen from features named otherwise keep those names;
+    numpy gets the matrix itself, or a copy when it asks for one."""
+    from viscover.candidates import Features
+
+    assert Features.of(np.zeros((2, len(FEATURES)))).matrix.dtype == np.float32
+    names = ("visual", "pixie")
+    x = Features.from_columns(3, {"visual": np.array([0.1, 0.2, 0.3])}, names)
+    assert x.names == names and x.rows([2, 0]).names == names and x.rows([2, 0]).column("visual").tolist() == \
+        pytest.approx([0.3, 0.1])
+    assert np.asarray(x) is x.matrix
+    copied = np.array(x, copy=True)
+    copied[:] = 7
+    assert not (x.matrix == 7).any()
+    assert np.asarray(x, dtype=np.float16).dtype == np.float16
+    assert np.array(x, dtype=np.float16, copy=True).dtype == np.float16
+    assert Features.of(x) is x
