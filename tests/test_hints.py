@@ -70,7 +70,8 @@ def test_an_unknown_item_gets_each_shells_hint(indexed_home):
             assert body["detail"] == "'xyz' is not an image hash (64 lowercase hex digits); use an item's image_url"
 
 
-@pytest.mark.parametrize("action", ["index", "rebuild-index", "list-items", "list-boards", "ingest", "allow-image-root"])
+@pytest.mark.parametrize("action", ["index", "rebuild-index", "list-items", "list-boards", "ingest",
+                                    "allow-image-root"])
 def test_http_hints_never_name_cli_options(action):
     hint = http_hint(Remedy(action, model="m", path="/p"))
     assert hint and "--" not in hint and "/p" not in hint
