@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from viscover import Settings
-from viscover.errors import NotFoundError
+from viscover.errors import NotFoundError, Remedy
 from viscover.index import Codec, FaissIndex, IndexCorruptError, Query
 
 DIM = 64
@@ -256,7 +256,7 @@ def test_describe_and_saved_manifest(tmp_path):
     assert loaded.describe() == index.describe() and loaded.codec.center.dtype == np.float32
     with pytest.raises(NotFoundError, match=r"^item row\(s\) \[1000, 1001, 1002\] are not in the lite0 index$") as e:
         loaded.stored_floats(ids[:5])
-    assert e.value.remedy.action == "index"
+    assert e.value.remedy == Remedy("index", model="lite0")
 
 
 def test_save_removes_only_stale_files(tmp_path):
@@ -428,7 +428,7 @@ def test_small_requests_and_empty_answers():
     for kw in paths:  # a float64 query vector: the same answer, float32 scores
         wide = index.search(Query(index.codec.floats(q)[0].astype(np.float64), index.codec.bits(q)), 5, **kw)
         assert wide.scores.dtype == np.float32 and wide.ids.tolist() == search(index, q, 5, **kw).ids.tolist(), kw
-    with pytest.raises(ValueError, match="binary search needs the query's sign bits"):
+    with pytest.raises(ValueError, match="^binary search needs the query's sign bits$"):
         index.search(Query(index.codec.floats(q)), 5, binary=True)
     assert search(index, q, 5).ids.tolist() == index.search(Query(index.codec.floats(q)), 5).ids.tolist()
     gone = search(index, q, 5, excluded=ids)  # everything excluded
@@ -487,6 +487,36 @@ def test_a_save_landing_during_a_load_is_read_instead(tmp_path, monkeypatch):
     target.write_bytes(target.read_bytes()[:-1] + b"x")  # damaged, with no save going on: still an error
     with pytest.raises(IndexCorruptError, match="checksum"):
         FaissIndex.load(tmp_path, first.settings)
+
+
+def test_a_damaged_index_is_read_once_and_endless_saves_give_up_after_the_attempts(tmp_path, monkeypatch):
+    """Real damage (the manifest still names the generation just read) fails at once, without retrying; a reader
+    that finds a newer generation after every failure (saves landing again and again) stops after LOAD_ATTEMPTS
+    reads and reports the damage it saw."""
+    import viscover.index.faiss_index as module
+
+    index, _, _ = build(n=30)
+    index.save(tmp_path)
+    target = next(tmp_path.glob("float-*.faiss"))
+    target.write_bytes(target.read_bytes()[:-1] + b"x")
+    reads = []
+    real_load = module.FaissIndex._load_generation.__func__
+
+    def counted(cls, folder, manifest, settings):
+        reads.append(manifest["generation"])
+        return real_load(cls, folder, manifest, settings)
+
+    monkeypatch.setattr(module.FaissIndex, "_load_generation", classmethod(counted))
+    with pytest.raises(IndexCorruptError, match="checksum mismatch"):
+        FaissIndex.load(tmp_path, index.settings)
+    assert reads == [1]
+    real_manifest, generation = module._read_manifest, iter(range(100, 200))
+    monkeypatch.setattr(module, "_read_manifest", lambda folder: {**real_manifest(folder),
+                                                                  "generation": next(generation)})
+    reads.clear()
+    with pytest.raises(IndexCorruptError, match="checksum mismatch"):
+        FaissIndex.load(tmp_path, index.settings)
+    assert len(reads) == module.LOAD_ATTEMPTS == 5
 
 
 def test_rebuild_required_combines_tombstoned_ids_kind_and_dead_fraction():
