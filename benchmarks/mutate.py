@@ -111,6 +111,8 @@ MODULES: dict[str, tuple[str, tuple[str, ...]]] = {
     "candidates.features": ("src/viscover/candidates/features.py", RELATED_TESTS + ("tests/test_rank.py",)),
     "candidates.candidate_set": ("src/viscover/candidates/candidate_set.py", RELATED_TESTS + ("tests/test_rank.py",)),
     "candidates.walk": ("src/viscover/candidates/walk.py", RELATED_TESTS),
+    # how a query is prepared for the generators: cold queries, visual seeds and their weights
+    "candidates.query": ("src/viscover/candidates/query.py", RELATED_TESTS + ("tests/test_rank.py",)),
     "rank.debias": ("src/viscover/rank/debias.py", ("tests/test_debias.py", "tests/test_rank.py")),
     # URL rows in manifests (test_bad_manifests, test_catalog) go through the SSRF guard too
     "imaging.netguard": ("src/viscover/imaging/netguard.py",

@@ -414,3 +414,47 @@ def test_feature_rows_are_float32_and_keep_their_names():
     assert np.asarray(x, dtype=np.float16).dtype == np.float16
     assert np.array(x, dtype=np.float16, copy=True).dtype == np.float16
     assert Features.of(x) is x
+
+
+def test_a_query_is_prepared_by_its_definition(catalogue):
+    """build_query against a direct computation: the index is searched for pool + len(query) neighbours of the
+    weighted query vector; a warm query walks from its nodes on boards with their weights; a cold one (fewer
+    memberships than cold_degree) also from its nearest neighbours that are on boards and not in the query, at
+    most visual_seeds of them, weighted by their similarity clipped at 0."""
+    from viscover.candidates import CandidateParams, PixieParams, build_query
+
+    graph, index, _, _ = catalogue
+    visual = VisualNeighbours(graph, index)
+    unit, _ = visual.unit_vectors()
+    degree = graph.left_degree()
+    params = CandidateParams(pixie=PixieParams(seed=3), pool=5, cold_degree=1, visual_seeds=2)
+
+    def expected_neighbours(q, w):
+        mean = (unit[q] * np.asarray(w)[:, None]).sum(0)
+        mean /= np.linalg.norm(mean)
+        sims = unit @ mean
+        order = np.argsort(-sims, kind="stable")[: params.pool + len(q)]
+        return mean, order, sims[order]
+
+    warm = build_query(graph, visual, [3, 12], [2.0, 0.5], params, want_domain=1)
+    mean, order, sims = expected_neighbours([3, 12], [2.0, 0.5])
+    assert not warm.cold and warm.want_domain == 1 and np.allclose(warm.vector, mean, atol=1e-5)
+    # the same neighbours with the same similarities, best first (0 and 10 show one picture: their order may differ)
+    assert set(warm.neighbours[0].tolist()) == set(order.tolist()) and np.allclose(warm.neighbours[1], sims, atol=1e-5)
+    assert warm.seeds.tolist() == [3] and warm.seed_weights.tolist() == [2.0]  # 12 is on no board
+
+    cold = build_query(graph, visual, [12], None, params)
+    mean, order, sims = expected_neighbours([12], [1.0])
+    assert set(cold.neighbours[0].tolist()) == set(order.tolist()) and np.allclose(cold.neighbours[1], sims, atol=1e-5)
+    found, found_sims = cold.neighbours
+    pick = [i for i, n in enumerate(found) if n != 12 and degree[n] > 0][: params.visual_seeds]
+    assert cold.cold and cold.weights.tolist() == [1.0] and len(pick) == 2
+    assert cold.seeds.tolist() == found[pick].tolist() and cold.seeds.dtype == np.int64
+    assert np.allclose(cold.seed_weights, np.clip(found_sims[pick], 0, None), atol=1e-5)
+    assert len(cold.neighbours[0]) == params.pool + 1
+    every = build_query(graph, visual, [12], None, CandidateParams(pool=13, visual_seeds=20))  # all 13 others
+    assert sorted(every.seeds.tolist()) == list(range(12))  # not 13: it is on no board, so no walk can start there
+    assert build_query(graph, visual, [3], None, CandidateParams(cold_degree=3)).cold  # 2 memberships < 3
+    assert not build_query(graph, visual, [3], None, CandidateParams(cold_degree=2)).cold
+    blind = build_query(graph, None, [12], None, params)
+    assert blind.vector is None and blind.cold and len(blind.seeds) == 0 and len(blind.neighbours[0]) == 0
