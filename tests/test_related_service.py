@@ -454,7 +454,16 @@ def test_a_query_is_prepared_by_its_definition(catalogue):
     assert len(cold.neighbours[0]) == params.pool + 1
     every = build_query(graph, visual, [12], None, CandidateParams(pool=13, visual_seeds=20))  # all 13 others
     assert sorted(every.seeds.tolist()) == list(range(12))  # not 13: it is on no board, so no walk can start there
+    unlike = build_query(graph, visual, [9], None, CandidateParams(pool=13, cold_degree=10, visual_seeds=20))
+    sims_of = dict(zip(unlike.neighbours[0].tolist(), unlike.neighbours[1].tolist()))
+    assert min(sims_of.values()) < 0  # unlike items: their walks start with weight 0, never a negative one
+    assert unlike.seed_weights.tolist() == pytest.approx([1.0] + [max(sims_of[n], 0.0) for n in unlike.seeds[1:]])
+    cold_on_boards = build_query(graph, visual, [3], None, CandidateParams(cold_degree=3, visual_seeds=2))
+    nearest = [n for n in cold_on_boards.neighbours[0].tolist() if n != 3 and degree[n] > 0][:2]
+    assert cold_on_boards.seeds.tolist() == [3, *nearest]  # the query node once, from its own boards
+    assert build_query(graph, visual, [3, 12], [2, 1], params).seed_weights.dtype == np.float64
     assert build_query(graph, visual, [3], None, CandidateParams(cold_degree=3)).cold  # 2 memberships < 3
     assert not build_query(graph, visual, [3], None, CandidateParams(cold_degree=2)).cold
     blind = build_query(graph, None, [12], None, params)
-    assert blind.vector is None and blind.cold and len(blind.seeds) == 0 and len(blind.neighbours[0]) == 0
+    assert blind.vector is None and blind.cold and len(blind.seeds) == 0
+    assert [(len(a), a.dtype) for a in blind.neighbours] == [(0, np.int64), (0, np.float32)]
