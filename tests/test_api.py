@@ -177,6 +177,8 @@ def test_search_bad_requests(api):
     _err(api.get("/api/search", params={"item": row["id"], "url": "http://example.com/a.jpg"}), 400, "bad_request")
     _err(api.get("/api/search", params={"item": "nope"}), 404, "not_found", "nope")
     _err(api.get("/api/search", params={"item": row["id"], "crop": "1,2,3"}), 400, "bad_request", "x,y,w,h")
+    for infinite in ("inf,0,10,10", "1e400,0,10,10"):  # once an uncaught OverflowError: a 500
+        _err(api.get("/api/search", params={"item": row["id"], "crop": infinite}), 400, "bad_request", "x,y,w,h")
     _err(api.get("/api/search", params={"item": row["id"], "crop": f"0,0,{item['width'] + 1},10"}), 400,
          "bad_request", "does not fit")
     _err(api.get("/api/search", params={"item": row["id"], "k": 0}), 422, "bad_request", "k")

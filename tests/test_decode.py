@@ -142,6 +142,7 @@ def test_crop_boxes(photo):
     with pytest.raises(BadRequestError, match="does not fit"):
         decode_image(data, max_pixels=LIMIT, crop=CropBox(300, 300, 100, 100))
     assert parse_crop("1,2,3,4") == CropBox(1, 2, 3, 4)
-    for bad in ["1,2,3", "a,b,c,d", "0,0,0,5", "-1,0,5,5"]:
+    for bad in ["1,2,3", "a,b,c,d", "0,0,0,5", "-1,0,5,5", "inf,0,10,10", "1e400,0,10,10", "nan,0,10,10",
+                "0,0,-inf,5"]:
         with pytest.raises(BadRequestError):
             parse_crop(bad)

@@ -37,7 +37,7 @@ def parse_crop(text: str) -> CropBox:
         if len(parts) != 4:
             raise ValueError
         x, y, w, h = (int(round(float(p))) for p in parts)
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: inf, or 1e400 (read as inf)
         raise BadRequestError(f"crop box {text!r}: expected four numbers x,y,w,h (pixels), e.g. 10,20,100,80") from None
     box = CropBox(x, y, w, h)
     if w <= 0 or h <= 0 or x < 0 or y < 0:
