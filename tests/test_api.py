@@ -297,6 +297,42 @@ def test_images_and_thumbnails(api):
     assert api.get("/thumbs/%2Fetc%2Fpasswd").status_code in (400, 404)
 
 
+def test_an_image_replaced_after_ingest_is_never_served(tmp_path):
+    """Replacing an ingested image by a link to /etc/passwd made GET /images/<sha> return that file as image/jpeg:
+    now only bytes that still hash to the address are served, never through a symbolic link, for originals and
+    thumbnails alike; the message names the image, not its path."""
+    import hashlib
+
+    from viscover import Engine, Settings
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for p in sorted((GROCERY / "train" / "Fruit" / "Banana").glob("*.jpg"))[:3]:
+        shutil.copy(p, folder / p.name)
+    files = sorted(folder.iterdir())
+    sha = {f.name: hashlib.sha256(f.read_bytes()).hexdigest() for f in files}
+    with Engine(tmp_path / "home", Settings(workers=1)) as engine:
+        engine.ingest(folder)
+    linked, changed, kept = files
+    original = linked.read_bytes()
+    client, engine = _app(tmp_path / "home")
+    with client:
+        assert client.get(f"/images/{sha[linked.name]}").content == original
+        linked.unlink()
+        linked.symlink_to("/etc/passwd")
+        changed.write_bytes(kept.read_bytes())  # another image's bytes under the ingested name
+        for name in (linked.name, changed.name):
+            for url in (f"/images/{sha[name]}", f"/thumbs/{sha[name]}"):
+                detail = _err(client.get(url), 404, "not_found")
+                assert sha[name] in detail and str(folder) not in detail and "root:" not in detail
+        assert client.get(f"/images/{sha[kept.name]}").status_code == 200
+        linked.unlink()
+        linked.write_bytes(original)  # the same bytes again: served again
+        assert client.get(f"/images/{sha[linked.name]}").content == original
+        assert client.get(f"/thumbs/{sha[linked.name]}").status_code == 200
+    engine.close()
+
+
 # ---- writes -------------------------------------------------------------------------------------------------
 def _wait(client, job: dict, timeout: float = 300) -> dict:
     end = time.monotonic() + timeout

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
-from viscover.catalog.browse import BoardSummary, board_page, boards_page, image_file, thumbnail_file
+from viscover.catalog.browse import BoardSummary, board_page, boards_page, image_bytes, thumbnail_file
 from viscover.catalog.ingest import IngestReport, ingest_path
 from viscover.catalog.records import Item
 from viscover.catalog.store import CatalogStore, Filters
@@ -123,9 +123,10 @@ class Engine:
         """Catalogue counts (items, images, labels per task, domains, boards, undecodable images)."""
         return self.store.stats()
 
-    def image_file(self, sha256: str) -> tuple[Path, str]:
-        """The local file and format of an item's image, by content hash (only images items show)."""
-        return image_file(self.store, sha256)
+    def image_bytes(self, sha256: str) -> tuple[bytes, str]:
+        """The bytes and format of an item's image, by content hash: only images items show, only while their
+        stored file still holds those bytes, never through a symbolic link."""
+        return image_bytes(self.store, sha256, self.settings.max_image_bytes)
 
     def thumbnail(self, sha256: str, size: int) -> Path:
         """A JPEG thumbnail (longest side `size`, one of THUMBNAIL_SIZES) of an item's image, made once, cached."""

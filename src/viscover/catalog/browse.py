@@ -3,6 +3,8 @@ of items, addressed by content hash so that a caller can never name a path on th
 
 from __future__ import annotations
 
+import hashlib
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,22 +54,34 @@ def catalogue_image(store: CatalogStore, sha256: str) -> tuple[str, str]:
     return found
 
 
-def image_file(store: CatalogStore, sha256: str) -> tuple[Path, str]:
-    """The local file of an item's image and its format (JPEG, PNG, ...); NotFoundError when it has moved."""
+def image_bytes(store: CatalogStore, sha256: str, max_bytes: int) -> tuple[bytes, str]:
+    """The bytes of an item's image and its format (JPEG, PNG, ...), by content hash: read from its stored file
+    without following a symbolic link, and only if they still hash to `sha256`. A file replaced since ingest (by
+    other bytes, or by a link to any other file) is never served: NotFoundError."""
     uri, fmt = catalogue_image(store, sha256)
-    if is_url(uri) or not Path(uri).is_file():
-        raise NotFoundError(f"the file of image {sha256} is no longer at its stored location",
-                            remedy=Remedy("ingest"))
-    return Path(uri), fmt
+    gone = NotFoundError(f"the file of image {sha256} is no longer at its stored location, or has changed",
+                         remedy=Remedy("ingest"))
+    if is_url(uri):
+        raise gone
+    try:
+        fd = os.open(uri, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))  # a link in its place fails here (ELOOP)
+    except OSError:
+        raise gone from None
+    with os.fdopen(fd, "rb") as f:
+        data = f.read(max_bytes + 1)
+    if len(data) > max_bytes or hashlib.sha256(data).hexdigest() != sha256:
+        raise gone
+    return data, fmt
 
 
 def thumbnail_file(store: CatalogStore, sha256: str, size: int, cache: Path, settings: Settings) -> Path:
-    """A JPEG thumbnail (longest side `size`, one of THUMBNAIL_SIZES) of an item's image, made once into `cache`."""
+    """A JPEG thumbnail (longest side `size`, one of THUMBNAIL_SIZES) of an item's image, made once into `cache`
+    from the image's verified bytes (image_bytes)."""
     if size not in THUMBNAIL_SIZES:
         raise BadRequestError(f"thumbnail size {size}: choose one of {', '.join(map(str, THUMBNAIL_SIZES))}")
-    uri, _ = catalogue_image(store, sha256)
+    catalogue_image(store, sha256)  # a known image, even when its thumbnail is cached
     try:
-        return thumbnail(uri, sha256, size, cache, max_pixels=settings.max_image_pixels,
-                         max_bytes=settings.max_image_bytes)
+        return thumbnail(sha256, size, cache, lambda: image_bytes(store, sha256, settings.max_image_bytes)[0],
+                         max_pixels=settings.max_image_pixels)
     except BadImageError as e:
         raise NotFoundError(f"image {sha256} cannot be shown: {e}") from None
