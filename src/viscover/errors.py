@@ -5,6 +5,7 @@ and each shell phrases it in its own terms (viscover.cli.hints, viscover.serve.h
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 
 @dataclass(frozen=True)
@@ -24,12 +25,25 @@ class Remedy:
     path: str | None = None  # a file or folder the fix concerns (shown by local shells only, never over HTTP)
 
 
+Hint = Callable[[Remedy], "str | None"]  # a shell's phrasing of a remedy (None: nothing to add)
+
+
+def with_remedy(text: str, remedy: Remedy | None, hint: Hint | None) -> str:
+    """`text`, followed by a shell's phrasing of `remedy` when there is one: how errors and skipped rows are shown."""
+    said = hint(remedy) if hint is not None and remedy is not None else None
+    return f"{text}; {said}" if said else text
+
+
 class ViscoverError(Exception):
     """Base of every error caused by input (a file, a row, an id, a request), not by a bug."""
 
     def __init__(self, message: str = "", *, remedy: Remedy | None = None):
         super().__init__(message)
         self.remedy = remedy
+
+    def describe(self, hint: Hint | None = None) -> str:
+        """The message, followed by a shell's phrasing of the remedy."""
+        return with_remedy(str(self), self.remedy, hint)
 
 
 class ConfigError(ViscoverError):

@@ -15,14 +15,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 from viscover.catalog.records import ImageRecord, ItemRecord, Problem
 from viscover.catalog.roots import parse_roots
 from viscover.catalog.sources import Source, SourceRow, open_source
 from viscover.catalog.store import CatalogStore, UpsertCounts
 from viscover.config import Settings
-from viscover.errors import BadImageError, Remedy
+from viscover.errors import BadImageError, Hint
 from viscover.fsutil import atomic_write_bytes
 from viscover.imaging import is_url, probe_image, read_image_bytes
 from viscover.progress import ProgressFactory, no_progress
@@ -52,7 +52,7 @@ class IngestReport:
         self.skipped += problems[:room]
         self.skipped_unlisted += max(0, len(problems) - room)
 
-    def to_dict(self, hint: Callable[[Remedy], str | None] | None = None) -> dict:
+    def to_dict(self, hint: Hint | None = None) -> dict:
         """The report as JSON; `hint` is a shell's phrasing of the problems' remedies (none by default)."""
         return {"source": self.source, "rows": self.rows, "added": self.counts.added,
                 "updated": self.counts.updated, "unchanged": self.counts.unchanged, "repeated": self.repeated,

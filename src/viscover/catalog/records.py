@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
-
 import numpy as np
 
-from viscover.errors import Remedy
+from viscover.errors import Hint, Remedy, with_remedy
 
 ITEM_FIELDS = ("title", "description", "domain", "split")
 RANDOM_SOURCE = "random"  # an engagement log's traffic slice of lists shown in random order (viscover.rank.debias)
@@ -77,10 +75,9 @@ class Problem:
     def __str__(self) -> str:
         return f"{self.where}: {self.reason}"
 
-    def describe(self, hint: Callable[[Remedy], str | None] | None = None) -> str:
-        """The problem, followed by a shell's phrasing of its remedy when `hint` gives one."""
-        text = hint(self.remedy) if hint is not None and self.remedy is not None else None
-        return f"{self}; {text}" if text else str(self)
+    def describe(self, hint: Hint | None = None) -> str:
+        """The problem, followed by a shell's phrasing of its remedy."""
+        return with_remedy(str(self), self.remedy, hint)
 
 
 @dataclass(frozen=True)

@@ -25,5 +25,4 @@ def cli_hint(remedy: Remedy) -> str | None:
 
 def with_hint(error: ViscoverError) -> str:
     """The error's message followed by the CLI's hint for its remedy."""
-    hint = cli_hint(error.remedy) if error.remedy is not None else None
-    return f"{error}; {hint}" if hint else str(error)
+    return error.describe(cli_hint)

@@ -22,5 +22,4 @@ def http_hint(remedy: Remedy) -> str | None:
 
 def detail(error: ViscoverError) -> str:
     """The error's message followed by the server's hint for its remedy."""
-    hint = http_hint(error.remedy) if error.remedy is not None else None
-    return f"{error}; {hint}" if hint else str(error)
+    return error.describe(http_hint)

@@ -18,8 +18,8 @@ from viscover.imaging import decode_image, read_image_bytes
 if TYPE_CHECKING:  # ONNX Runtime's detector session only when detection is used
     from viscover.detect import Detection, Detector
 
-# search(raw vectors (n, dim), k, filters, binary, exclude_item, model) -> one result list per row
-SearchRows = Callable[..., list]
+# SearchService.search_vectors: (raw vectors (n, dim), k, filters, binary, exclude_item, model) -> a list per row
+SearchVectors = Callable[..., list]
 
 
 @dataclass
@@ -36,9 +36,9 @@ class SceneObjects:
 class ShopService:
     """The detector of the `detector` setting, loaded once, and shop the look over the catalogue's search."""
 
-    def __init__(self, settings: Settings, embedder: Callable[[str | None], Embedder], search_rows: SearchRows,
+    def __init__(self, settings: Settings, embedder: Callable[[str | None], Embedder], search_vectors: SearchVectors,
                  lock: threading.RLock):
-        self.settings, self._embedder, self._search_rows, self._lock = settings, embedder, search_rows, lock
+        self.settings, self._embedder, self._search_vectors, self._lock = settings, embedder, search_vectors, lock
         self._detector: "Detector | None" = None
 
     def detector(self) -> "Detector":
@@ -79,6 +79,6 @@ class ShopService:
                                for o in scene.objects])
             raw = np.asarray(embedder.embed(pixels), np.float32)
         # searched even without objects: an unknown exclude_item or a missing index is still reported
-        scene.hits = self._search_rows(raw, k=k, filters=filters, binary=binary, exclude_item=exclude_item,
+        scene.hits = self._search_vectors(raw, k=k, filters=filters, binary=binary, exclude_item=exclude_item,
                                        model=model)
         return scene
