@@ -75,3 +75,20 @@ def test_an_unknown_item_gets_each_shells_hint(indexed_home):
 def test_http_hints_never_name_cli_options(action):
     hint = http_hint(Remedy(action, model="m", path="/p"))
     assert hint and "--" not in hint and "/p" not in hint
+
+
+@pytest.mark.parametrize(("text", "sent"), [
+    ("/work/shared/data/x.jpg: file not found", ".../x.jpg: file not found"),
+    ("path '/tmp/a/b c.jpg' leads to /tmp/a/b", "path '.../b c.jpg' leads to .../b"),
+    ("allowed roots (/tmp/p/private-photos); ask", "allowed roots (.../private-photos); ask"),
+    ("ranker in /tmp/home/rank/.", "ranker in .../rank."),
+    ("no such endpoint: /api/foo (see /docs)", "no such endpoint: /api/foo (see /docs)"),  # a request path
+    ("url 'http://127.0.0.1:9/tmp/x.jpg' failed", "url 'http://127.0.0.1:9/tmp/x.jpg' failed"),  # a URL's path
+    ("file:///etc/passwd: only http", "file:///etc/passwd: only http"),
+    ("the folder /tmp itself", "the folder /tmp itself"),
+])
+def test_http_messages_carry_no_server_path(text, sent):
+    from viscover.serve.hints import redact_all, redact_paths
+
+    assert redact_paths(text) == sent
+    assert redact_all({"problems": [text], "n": 3}) == {"problems": [sent], "n": 3}

@@ -250,8 +250,7 @@ def test_a_missing_index_or_embedding_names_its_remedy(tmp_path):
     rows = [{"path": str(p), "id": p.stem} for p in photos_]
     with Engine(tmp_path / "home", Settings(workers=1)) as engine:
         engine.ingest(write_csv(rows[:2], tmp_path / "a.csv"), image_roots=[SHARED])
-        with pytest.raises(NotFoundError, match=f"^no index for model efficientnet-lite0 in {tmp_path / 'home'}$") \
-                as e:
+        with pytest.raises(NotFoundError, match="^no index for model efficientnet-lite0 yet$") as e:
             engine.search_item(photos_[0].stem)
         assert (e.value.remedy.action, e.value.remedy.model) == ("index", None)
         with pytest.raises(NotFoundError) as e:

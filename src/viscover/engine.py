@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
-from viscover.catalog.browse import BoardSummary, board_page, boards_page, image_bytes, thumbnail_file
+from viscover.catalog.browse import BoardSummary, board_page, boards_page, image_bytes, item_image, thumbnail_file
 from viscover.catalog.ingest import IngestReport, ingest_path
 from viscover.catalog.records import Item
 from viscover.catalog.store import CatalogStore, Filters
@@ -178,19 +178,22 @@ class Engine:
 
     def detect_item(self, key: str, *, min_score: float | None = None) -> SceneObjects:
         """Objects in a catalogue item's image."""
-        return self._shop.detect(self.store.item(key).uri, min_score=min_score)
+        return self._shop.detect(item_image(self.store, key, self.settings), min_score=min_score,
+                                 name=f"item {key!r}")
 
     def shop_the_look(self, image: str | Path | bytes, *, k: int | None = None, filters: Filters = Filters(),
                       min_score: float | None = None, max_objects: int = 8, exclude_item: str | None = None,
-                      binary: bool = False, model: str | None = None) -> SceneObjects:
+                      binary: bool = False, model: str | None = None,
+                      name: str = "uploaded image") -> SceneObjects:
         """Detect the objects in a scene and search the catalogue for each one by its box (one batch through the
-        model); `exclude_item` drops the scene's own item from the results."""
+        model); `exclude_item` drops the scene's own item from the results; bytes are called `name` in errors."""
         return self._shop.shop_the_look(image, k=k, filters=filters, min_score=min_score, max_objects=max_objects,
-                                        exclude_item=exclude_item, binary=binary, model=model)
+                                        exclude_item=exclude_item, binary=binary, model=model, name=name)
 
     def shop_the_look_item(self, key: str, **options) -> SceneObjects:
         """Shop the look on a catalogue item's image, the item itself (and its copies) left out of the results."""
-        return self.shop_the_look(self.store.item(key).uri, exclude_item=key, **options)
+        return self.shop_the_look(item_image(self.store, key, self.settings), exclude_item=key,
+                                  name=f"item {key!r}", **options)
 
     # ---- related items (viscover.related) ---------------------------------------------------------------------
     def related(self, keys: list[str], *, weights: list[float] | None = None, k: int | None = None,

@@ -13,7 +13,7 @@ from viscover.catalog.records import Item
 from viscover.catalog.store import CatalogStore, Filters
 from viscover.config import Settings
 from viscover.errors import BadImageError, BadRequestError, NotFoundError, Remedy
-from viscover.imaging import is_url
+from viscover.imaging import is_url, read_image_bytes
 from viscover.imaging.thumbnails import SIZES as THUMBNAIL_SIZES
 from viscover.imaging.thumbnails import thumbnail
 
@@ -72,6 +72,24 @@ def image_bytes(store: CatalogStore, sha256: str, max_bytes: int) -> tuple[bytes
     if len(data) > max_bytes or hashlib.sha256(data).hexdigest() != sha256:
         raise gone
     return data, fmt
+
+
+def item_image(store: CatalogStore, key: str, settings: Settings) -> bytes:
+    """The bytes of an item's image as ingested (a file read as image_bytes does, a URL downloaded again), to
+    detect in or crop from; NotFoundError naming the item, never its location, when they are gone or changed."""
+    item = store.item(key)
+    try:
+        if is_url(item.uri):
+            data = read_image_bytes(item.uri, max_bytes=settings.max_image_bytes, timeout=settings.url_timeout,
+                                    url_allow_hosts=settings.url_allow_hosts)
+            if hashlib.sha256(data).hexdigest() == item.sha256:
+                return data
+        else:
+            return image_bytes(store, item.sha256, settings.max_image_bytes)[0]
+    except (BadImageError, NotFoundError):
+        pass
+    raise NotFoundError(f"the image of item {key!r} cannot be read as it was ingested (its file or URL is gone or "
+                        "has changed)", remedy=Remedy("ingest"))
 
 
 def thumbnail_file(store: CatalogStore, sha256: str, size: int, cache: Path, settings: Settings) -> Path:

@@ -142,7 +142,7 @@ def decode_image(data: bytes, *, max_pixels: int, name: str = "image", crop: Cro
     except Exception as e:
         raise BadImageError(f"{name}: corrupt or truncated image data ({type(e).__name__}: {e})") from None
     if crop is not None:
-        crop.check_within(rgb.width, rgb.height, what=f"image {name}")
+        crop.check_within(rgb.width, rgb.height, what=f"image ({name})")
         rgb = rgb.crop(crop.as_pil())
     return rgb
 

@@ -37,8 +37,7 @@ class IndexCache:
                 raise IndexCorruptError(str(e), remedy=Remedy("rebuild-index", model=model)) from None
             if index is None:
                 self._kept.pop(key, None)
-                raise NotFoundError(f"no index for model {name} in {self.home.root}",
-                                    remedy=Remedy("index", model=model))
+                raise NotFoundError(f"no index for model {name} yet", remedy=Remedy("index", model=model))
             # the version read before loading: a save landing meanwhile makes the next `get` load again
             self._kept[key] = (version, index)
             return index

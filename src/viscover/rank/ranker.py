@@ -102,20 +102,21 @@ def load_ranker(folder: Path) -> Ranker:
         meta = json.loads(meta_path.read_text())
         text = model_path.read_bytes()
     except (OSError, ValueError) as e:
-        raise ConfigError(f"ranker in {folder} is unreadable ({e})", remedy=retrain) from None
+        raise ConfigError(f"the saved ranker is unreadable ({e})", remedy=retrain) from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise ConfigError(f"{meta_path}: not a {FORMAT} ranker", remedy=retrain)
+        raise ConfigError(f"the saved ranker is not a {FORMAT} ranker", remedy=retrain)
     if meta.get("features") != list(FEATURES):
-        raise ConfigError(f"ranker in {folder} was trained on features {meta.get('features')}, this version "
+        raise ConfigError(f"the saved ranker was trained on features {meta.get('features')}, this version "
                           f"computes {list(FEATURES)}", remedy=retrain)
     if hashlib.sha256(text).hexdigest() != meta.get("model_sha256"):
-        raise ConfigError(f"{model_path} does not match its {META_FILE} (damaged or half-written)", remedy=retrain)
+        raise ConfigError(f"the saved ranker's model does not match its {META_FILE} (damaged or half-written)",
+                          remedy=retrain)
     import lightgbm as lgb
 
     try:
         booster = lgb.Booster(model_str=text.decode())
     except lgb.basic.LightGBMError as e:
-        raise ConfigError(f"{model_path}: not a LightGBM model ({e})", remedy=retrain) from None
+        raise ConfigError(f"the saved ranker's model is not a LightGBM model ({e})", remedy=retrain) from None
     return LightGBMRanker(booster, meta, threads=int(meta.get("params", {}).get("threads", 1)))
 
 

@@ -9,6 +9,7 @@ from typing import Callable
 
 import numpy as np
 
+from viscover.catalog.browse import item_image
 from viscover.catalog.store import CatalogStore, Filters
 from viscover.config import Settings
 from viscover.embed import Embedder
@@ -96,7 +97,8 @@ class SearchService:
         item = self.store.item(key)
         exclude = self.store.item_ids_with_images([item.image_id])
         if crop is not None:
-            query = index.encode(self.embed_one(item.uri, crop, model))
+            query = index.encode(self.embed_one(item_image(self.store, key, self.settings), crop, model,
+                                                name=f"item {key!r}"))
         else:
             if not index.contains(np.array([item.id]))[0]:
                 raise NotFoundError(f"item {key!r} has no embedding for {index.model} yet",
@@ -133,12 +135,13 @@ class SearchService:
         return run_search(self.store, index, query, k=k, filters=filters, binary=binary, exclude=exclude,
                           collapse=collapse, dedup_threshold=self.settings.dedup_threshold)
 
-    def embed_one(self, image: str | Path | bytes, crop: CropBox | None = None,
-                  model: str | None = None) -> np.ndarray:
-        """The raw model vector (1, dim) of an image file, URL or bytes, or of a crop box of it."""
+    def embed_one(self, image: str | Path | bytes, crop: CropBox | None = None, model: str | None = None,
+                  name: str = "uploaded image") -> np.ndarray:
+        """The raw model vector (1, dim) of an image file, URL or bytes (called `name` in errors), or of a crop box
+        of it."""
         embedder = self.embedder(model)
         if isinstance(image, bytes):
-            pixels = decode_pixels(image, embedder.spec, self.settings, name="uploaded image", crop=crop)
+            pixels = decode_pixels(image, embedder.spec, self.settings, name=name, crop=crop)
             return embedder.embed(pixels[None])
         batch = embed_batch([ImageJob(0, str(image), crop)], embedder, self.settings)
         if batch.failures:

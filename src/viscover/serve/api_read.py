@@ -9,7 +9,7 @@ from fastapi import APIRouter, File, Query, Request, UploadFile
 
 from viscover import BadRequestError, CropBox, IndexCorruptError, NotFoundError, ViscoverError, parse_crop
 from viscover.serve import schemas as s
-from viscover.serve.hints import detail
+from viscover.serve.hints import detail, redact_all
 from viscover.serve.deps import EngineDep, FiltersDep, TooLargeError, item_out, page
 
 router = APIRouter(prefix="/api")
@@ -61,7 +61,7 @@ def info(engine: EngineDep, request: Request) -> dict:
     data.update(model=engine.settings.model, indexed=indexed, features={
         "detection": bool(engine.settings.detector), "related": data.get("board_memberships", 0) > 0,
         "writes": "open" if request.app.state.options.no_auth else "key"})
-    return data
+    return redact_all(data)  # e.g. a damaged index's error names its file
 
 
 @router.get("/items", response_model=s.ItemPage, responses=s.ERRORS, tags=["catalogue"])

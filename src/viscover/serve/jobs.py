@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
 from viscover import Advance, ViscoverError
-from viscover.serve.hints import detail
+from viscover.serve.hints import detail, redact_all
 
 log = logging.getLogger("viscover.serve")
 KEEP = 200  # finished jobs remembered for status queries
@@ -94,7 +94,7 @@ class JobQueue:
             job, work = entry
             job.state = "running"
             try:
-                job.result = work(job)
+                job.result = redact_all(work(job))  # reports name rows' files: never a server path
                 job.state = "done"
             except ViscoverError as e:
                 job.state, job.error = "failed", detail(e)

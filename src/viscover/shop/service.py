@@ -53,24 +53,27 @@ class ShopService:
                 self._detector = load_detector(self.settings.detector, threads=self.settings.inference_threads)
             return self._detector
 
-    def detect(self, image: str | Path | bytes, *, min_score: float | None = None) -> SceneObjects:
-        """Objects in an image, boxes in the upright image's pixels: each box is a crop to search by."""
+    def detect(self, image: str | Path | bytes, *, min_score: float | None = None,
+               name: str = "uploaded image") -> SceneObjects:
+        """Objects in an image (bytes called `name` in errors), boxes in the upright image's pixels: each box is
+        a crop to search by."""
         detector = self.detector()
         s = self.settings
         data = image if isinstance(image, bytes) else read_image_bytes(image, max_bytes=s.max_image_bytes,
                                                                        timeout=s.url_timeout,
                                                                        url_allow_hosts=s.url_allow_hosts)
-        name = "uploaded image" if isinstance(image, bytes) else str(image)
+        name = name if isinstance(image, bytes) else str(image)
         img = decode_image(data, max_pixels=s.max_image_pixels, name=name)
         score = s.detect_min_score if min_score is None else min_score
         return SceneObjects(img.width, img.height, detector.detect(img, min_score=score), data)
 
     def shop_the_look(self, image: str | Path | bytes, *, k: int | None = None, filters=None,
                       min_score: float | None = None, max_objects: int = 8, exclude_item: str | None = None,
-                      binary: bool = False, model: str | None = None) -> SceneObjects:
+                      binary: bool = False, model: str | None = None,
+                      name: str = "uploaded image") -> SceneObjects:
         """Detect the objects of a scene and search the catalogue for each by its box (one batch through the
         model); `exclude_item` drops the scene's own item (and its copies) from the results."""
-        scene = self.detect(image, min_score=min_score)
+        scene = self.detect(image, min_score=min_score, name=name)
         scene.objects = scene.objects[:max_objects]
         embedder = self._embedder(model)
         raw = np.zeros((0, embedder.dim), np.float32)
