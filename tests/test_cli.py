@@ -119,3 +119,25 @@ def test_commands_on_a_missing_home_say_so(tmp_path):
         result = run(*args, "--home", tmp_path / "nowhere", ok=False)
         assert result.exit_code == 1 and "no catalogue at" in result.output, args
     assert not (tmp_path / "nowhere").exists()
+
+
+def test_version_is_one_number_for_the_cli_the_api_and_the_package():
+    """There was no --version; the number now comes from viscover.__version__ alone (pyproject reads it)."""
+    from importlib.metadata import version
+
+    import viscover
+
+    result = CliRunner().invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.output == f"viscover {viscover.__version__}\n"
+    assert version("viscover") == viscover.__version__
+
+
+def test_the_declared_licence_ships_with_the_code():
+    """pyproject.toml declared Apache-2.0 but the repository had no LICENSE file."""
+    import tomllib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    assert tomllib.loads((root / "pyproject.toml").read_text())["project"]["license"] == "Apache-2.0"
+    text = (root / "LICENSE").read_text()
+    assert "Apache License" in text and "Version 2.0, January 2004" in text and "END OF TERMS AND CONDITIONS" in text

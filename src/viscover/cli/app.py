@@ -12,13 +12,28 @@ from viscover.cli import catalogue, discover, measure, server
 
 app = typer.Typer(
     name="viscover",
-    help="Visual discovery engine: ingest a catalogue of images, index it, search it by image, item or crop, "
-         "and measure retrieval quality.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from viscover import __version__
+
+        typer.echo(f"viscover {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                      help="Show the version and exit.")) -> None:
+    """Visual discovery engine: ingest a catalogue of images, index it, search it by image, item or crop, and
+    measure retrieval quality."""
+
+
 app.add_typer(catalogue.commands)
 app.add_typer(discover.commands)
 app.add_typer(measure.commands)

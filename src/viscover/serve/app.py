@@ -197,9 +197,6 @@ def _swagger_dir() -> str:
 
 
 def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
+    from viscover import __version__
 
-    try:
-        return version("viscover")
-    except PackageNotFoundError:  # pragma: no cover
-        return "0"
+    return __version__
