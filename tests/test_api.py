@@ -122,6 +122,15 @@ def test_items_pages_and_filters(api):
     assert "uri" not in str(item) and "/work/" not in str(item)  # never the file's location on the server
 
 
+def test_items_are_found_by_text_and_an_unknown_id_suggests_near_ones(api):
+    found = _ok(api.get("/api/items", params={"q": "bAnAnA_00"}))
+    assert found["total"] >= 2 and all("banana_00" in i["id"].lower() for i in found["items"])
+    assert _ok(api.get("/api/items", params={"q": "100%_no"}))["total"] == 0  # % and _ are literal
+    key = found["items"][0]["id"]
+    _err(api.get(f"/api/items/{key.rsplit('/', 1)[-1]}"), 404, "not_found", "did you mean", repr(key),
+         "GET /api/items?q=TEXT")
+
+
 def test_items_bad_parameters(api):
     _err(api.get("/api/items", params={"limit": 0}), 422, "bad_request", "limit")
     _err(api.get("/api/items", params={"offset": -1}), 422, "bad_request", "offset")

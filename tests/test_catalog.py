@@ -154,7 +154,7 @@ def test_remove_items(home, tmp_path):
     assert home.store.stats()["items"] == 2
     # the store says what is wrong and names the fix as a Remedy; phrasing it (a command, an endpoint) is the
     # shells' job, so no CLI hint in the message that HTTP clients see too
-    assert str(info.value) == f"unknown item id {first!r}"
+    assert str(info.value) == f"unknown item id {first!r} (did you mean {first[:-1] + '2'!r} or {first[:-1] + '3'!r}?)"
     assert info.value.remedy == Remedy("list-items")
 
 

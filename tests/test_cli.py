@@ -141,3 +141,42 @@ def test_the_declared_licence_ships_with_the_code():
     assert tomllib.loads((root / "pyproject.toml").read_text())["project"]["license"] == "Apache-2.0"
     text = (root / "LICENSE").read_text()
     assert "Apache License" in text and "Version 2.0, January 2004" in text and "END OF TERMS AND CONDITIONS" in text
+
+
+def test_an_empty_or_missing_source_is_said_not_counted(tmp_path):
+    """`viscover ingest <empty folder>` said "0 rows" and exited 0; a missing folder left an empty home behind;
+    a search of the empty catalogue then said "check the filters" when no filter was given."""
+    empty = tmp_path / "empty"
+    (empty / ".hidden").mkdir(parents=True)
+    (empty / "notes.txt").write_text("not an image")
+    home = tmp_path / "home"
+    result = run("ingest", empty, "--home", home, ok=False)
+    assert result.exit_code == 1, result.output
+    assert "no image files" in result.output and ".jpg" in result.output and "Traceback" not in result.output
+    missing = run("ingest", tmp_path / "nowhere", "--home", tmp_path / "home2", ok=False)
+    assert missing.exit_code == 1 and "no such file or folder" in missing.output
+    assert not (tmp_path / "home2").exists()
+    run("index", "--home", home)
+    found = run("search", "--item", "x", "--home", home, ok=False)
+    assert "unknown item id 'x'" in found.output and "catalogue is empty" in found.output, found.output
+    photo = next((SHARED / "grocery" / "train" / "Fruit" / "Banana").glob("*.jpg"))
+    out = run("search", photo, "--home", home).output
+    assert "the catalogue is empty" in out and "filters" not in out, out
+
+
+def test_items_are_listed_and_found_and_an_unknown_id_suggests_near_ones(indexed_home):
+    """`unknown item id '1.jpg'; list items with viscover info` named no id, and no command listed them."""
+    listing = run("items", "--limit", "5", "--home", indexed_home).output
+    assert "items 1-5 of 59" in listing and "more with --offset 5" in listing
+    found = json.loads(run("items", "BANANA", "--json", "--home", indexed_home).output)
+    assert found["total"] >= 2 and all("banana" in (i["id"] + (i["title"] or "")).lower() for i in found["items"])
+    key = next(i["id"] for i in found["items"] if "/" in i["id"])
+    name = key.rsplit("/", 1)[-1]
+    for asked in (name, name.upper(), name.rsplit(".", 1)[0]):  # the file name alone, its case, no extension
+        result = run("search", "--item", asked, "--home", indexed_home, ok=False)
+        assert result.exit_code == 1 and "did you mean" in result.output and repr(key) in result.output, result.output
+        assert "viscover items TEXT" in result.output
+    typo = run("search", "--item", name.replace("Banana", "Bananna"), "--home", indexed_home, ok=False)
+    assert "did you mean" in typo.output and "Banana" in typo.output, typo.output
+    none = run("search", "--item", "zzzz-nothing-like-it", "--home", indexed_home, ok=False)
+    assert "did you mean" not in none.output and "unknown item id" in none.output

@@ -57,11 +57,11 @@ def test_an_unknown_item_gets_each_shells_hint(indexed_home):
 
     result = CliRunner().invoke(app, ["search", "--item", "nope", "--home", str(indexed_home)])
     assert result.exit_code == 1
-    assert "unknown item id 'nope'; list items with `viscover info`" in result.output
+    assert "unknown item id 'nope'; find ids with `viscover items TEXT`" in result.output
     with Engine(indexed_home, Settings(workers=1)) as engine:
         with TestClient(create_app(engine, ServeOptions(no_auth=True))) as client:
             body = client.get("/api/items/nope").json()
-            assert body["detail"] == "unknown item id 'nope'; list items with GET /api/items"
+            assert body["detail"] == "unknown item id 'nope'; find ids with GET /api/items?q=TEXT"
             body = client.get("/api/boards/nope").json()
             assert body["detail"] == "unknown board 'nope'; list boards with GET /api/boards"
             body = client.get("/images/" + "0" * 64).json()

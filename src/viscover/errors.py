@@ -15,8 +15,8 @@ class Remedy:
     Actions (each shell's hints module phrases every one): "index" (embed and index the catalogue),
     "rebuild-index" (rebuild a damaged index from the stored embeddings), "create-home" (no catalogue at a home:
     ingest into it or point at another), "ingest" (ingest an item again, e.g. its image file moved),
-    "list-items" / "list-boards" (find valid ids), "allow-image-root" (let manifests read images from a
-    folder), "image-url" (address images as items' image URLs give them),
+    "list-items" / "list-boards" (find valid ids), "ingest-images" (an empty catalogue), "allow-image-root" (let
+    manifests read images from a folder), "image-url" (address images as items' image URLs give them),
     "train-ranker" (train the related-items ranker again), "ingest-engagement" (load an engagement log),
     "force-save" (save a ranker that lost to the heuristic)."""
 

@@ -42,6 +42,7 @@ class IngestReport:
     skipped: list[Problem] = field(default_factory=list)  # the first MAX_PROBLEMS skipped rows, with reasons
     skipped_unlisted: int = 0  # skipped rows beyond MAX_PROBLEMS: counted, not listed
     ignored_columns: list[str] = field(default_factory=list)
+    note: str = ""  # set when the source held nothing to ingest: what to tell the user
 
     @property
     def skipped_total(self) -> int:
@@ -57,7 +58,8 @@ class IngestReport:
         return {"source": self.source, "rows": self.rows, "added": self.counts.added,
                 "updated": self.counts.updated, "unchanged": self.counts.unchanged, "repeated": self.repeated,
                 "skipped": self.skipped_total, "problems": [p.describe(hint) for p in self.skipped],
-                "problems_unlisted": self.skipped_unlisted, "ignored_columns": self.ignored_columns}
+                "problems_unlisted": self.skipped_unlisted, "ignored_columns": self.ignored_columns,
+                "note": self.note or None}
 
 
 def ingest(store: CatalogStore, source: Source, *, blob_dir: Path, settings: Settings,
@@ -92,6 +94,8 @@ def ingest(store: CatalogStore, source: Source, *, blob_dir: Path, settings: Set
             report.skip(problems)
             report.counts += store.upsert(records)
             advance(len(batch))
+    if report.rows == 0:
+        report.note = source.empty_note
     return report
 
 

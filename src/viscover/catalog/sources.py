@@ -47,6 +47,7 @@ class Source:
     rows: Iterator[SourceRow | Problem]
     total: int | None  # rows expected, when cheap to know (for progress bars)
     ignored_columns: list[str] = field(default_factory=list)
+    empty_note: str = "it has no rows"  # what to tell a user when the source gives no row at all
 
 
 def is_manifest(path: Path) -> bool:
@@ -95,7 +96,9 @@ def folder_source(root: Path, *, label_from_dirs: str | None = None, domain: str
             yield SourceRow(where=str(f), location=str(f), key=rel, fields=fields, labels=labels,
                             boards=[board] if board else None)
 
-    return Source(name=str(root), rows=rows(), total=len(files))
+    note = (f"no image files ({', '.join(sorted(IMAGE_SUFFIXES))}) in the folder or its sub-folders (hidden ones "
+            "are skipped)")
+    return Source(name=str(root), rows=rows(), total=len(files), empty_note=note)
 
 
 def _link_outside(f: Path, root: Path) -> str:

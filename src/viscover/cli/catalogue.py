@@ -44,8 +44,12 @@ def ingest(
     addresses unless allowed by the url_allow_hosts setting. Bad rows and images are reported and skipped; the
     rest is ingested.
     """
+    from viscover import BadManifestError
     from viscover.cli.render import print_ingest_report, rich_progress
 
+    for s in sources:  # before the home is created: a mistyped folder must not leave an empty home behind
+        if not s.expanduser().exists():
+            raise BadManifestError(f"{s}: no such file or folder")
     with open_engine(home, db, create=True, ingest_threads=threads) as engine:
         reports = [engine.ingest(s, label_from_dirs=label_from_dirs, domain=domain, board=board,
                                  image_roots=image_root or [], progress=rich_progress) for s in sources]
@@ -54,6 +58,8 @@ def ingest(
     else:
         for r in reports:
             print_ingest_report(r)
+    if all(r.rows == 0 for r in reports):
+        fail("nothing to ingest: " + "; ".join(f"{r.source}: {r.note}" for r in reports))
 
 
 @commands.command()
@@ -96,6 +102,34 @@ def remove(
     print(f"removed {removed} item(s)")
     if unknown:
         fail(f"unknown item id(s): {', '.join(unknown[:10])}")
+
+
+@commands.command()
+@handle_errors
+def items(
+    text: Annotated[Optional[str], typer.Argument(help="Only items whose id or title contains TEXT "
+                                                  "(case-insensitive).")] = None,
+    label: Annotated[Optional[list[str]], typer.Option(help="Only items with this label: TASK=LABEL "
+                                                       "(repeatable).")] = None,
+    domain: Annotated[Optional[str], typer.Option(help="Only items of this domain.")] = None,
+    board: Annotated[Optional[str], typer.Option(help="Only items on this board.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=10000, help="Items to show.")] = 20,
+    offset: Annotated[int, typer.Option(min=0, help="Items to skip (for the next page).")] = 0,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the items as JSON.")] = False,
+    home: HomeOpt = DEFAULT_HOME,
+    db: DbOpt = None,
+) -> None:
+    """List item ids with their titles and labels, in ingest order: all, or those matching TEXT and the filters."""
+    from viscover import Filters
+    from viscover.cli.render import print_items
+
+    filters = Filters.parse(label or [], domain, board, text)
+    with open_engine(home, db) as engine:
+        found, total = engine.items(filters, offset=offset, limit=limit)
+    if json_out:
+        print(json.dumps({"total": total, "offset": offset, "items": [i.to_dict() for i in found]}, indent=2))
+    else:
+        print_items(found, total, offset)
 
 
 @commands.command()

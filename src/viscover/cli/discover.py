@@ -43,10 +43,14 @@ def search(
     with open_engine(home, db) as engine:
         kwargs = dict(crop=box, k=k, filters=filters, binary=binary, collapse=collapse, model=model)
         hits = engine.search_item(item, **kwargs) if item else engine.search_image(image, **kwargs)
+        items = engine.counts()["items"] if not hits else 0
     if json_out:
         print(json.dumps([h.to_dict() for h in hits], indent=2))
     else:
-        print_hits(hits, query=item or image, crop=box)
+        why = ("no results: the catalogue is empty; add images with `viscover ingest FOLDER_OR_MANIFEST`"
+               if items == 0 else "no results: no item matches the filters" if filters
+               else "no results: no other item is indexed yet (run `viscover index` after ingesting)")
+        print_hits(hits, query=item or image, crop=box, empty=why)
 
 
 @commands.command()

@@ -14,7 +14,8 @@ def cli_hint(remedy: Remedy) -> str | None:
         "create-home": f"create one with `viscover ingest SOURCE --home {remedy.path}` or point --home (or "
                        "VISCOVER_HOME) at an existing one",
         "ingest": "ingest the item again with `viscover ingest`",
-        "list-items": "list items with `viscover info` or check the manifest",
+        "list-items": "find ids with `viscover items TEXT`",
+        "ingest-images": "add images with `viscover ingest FOLDER_OR_MANIFEST`",
         "allow-image-root": "allow it with --image-root DIR or the image_roots setting",
         "list-boards": "see the boards with `viscover info`",
         "train-ranker": f"retrain with `viscover rank train` or delete {remedy.path}",

@@ -48,7 +48,22 @@ def print_ingest_report(report) -> None:
                   + (f", {report.repeated} repeated rows ignored" if report.repeated else ""), highlight=False)
     if report.ignored_columns:
         console.print(f"ignored columns: {', '.join(report.ignored_columns)}")
+    if report.note:
+        console.print(f"[yellow]warning:[/] {report.note}", highlight=False)
     problems(report.skipped, "rows", report.skipped_total)
+
+
+def print_items(items, total: int, offset: int) -> None:
+    table = Table(title=f"items {offset + 1 if items else 0}-{offset + len(items)} of {total:,}", title_justify="left")
+    for col, kw in [("id", {"overflow": "fold"}), ("title", {}), ("labels", {}), ("domain", {}), ("boards", {})]:
+        table.add_column(col, **kw)
+    for item in items:
+        labels = ", ".join(f"{k}={v}" for k, v in sorted(item.labels.items()))
+        table.add_row(item.key, item.title or "", labels, item.domain or "", ", ".join(item.boards[:3])
+                      + (f" +{len(item.boards) - 3}" if len(item.boards) > 3 else ""))
+    console.print(table)
+    if offset + len(items) < total:
+        console.print(f"more with --offset {offset + len(items)}", highlight=False)
 
 
 def print_index_report(report) -> None:
@@ -60,7 +75,8 @@ def print_index_report(report) -> None:
     problems(report.failed, "images")
 
 
-def print_hits(hits, query: str, crop=None) -> None:
+def print_hits(hits, query: str, crop=None, empty: str = "no results") -> None:
+    """A table of search results; `empty` says why there are none (empty catalogue, filters, ...)."""
     title = f"results for {query}" + (f" crop {crop}" if crop else "")
     table = Table(title=title, title_justify="left")
     columns = [("#", {"justify": "right"}), ("score", {"justify": "right"}), ("id", {"overflow": "fold"}),
@@ -73,7 +89,7 @@ def print_hits(hits, query: str, crop=None) -> None:
                       str(len(hit.duplicates)) if hit.duplicates else "")
     console.print(table)
     if not hits:
-        console.print("no results (check the filters)")
+        console.print(empty, highlight=False)
 
 
 def print_related(hits, query: str, explain: bool = False) -> None:

@@ -66,7 +66,8 @@ def info(engine: EngineDep, request: Request) -> dict:
 
 @router.get("/items", response_model=s.ItemPage, responses=s.ERRORS, tags=["catalogue"])
 def list_items(engine: EngineDep, filters: FiltersDep, offset: Offset = 0, limit: Limit = 50) -> dict:
-    """Page through the catalogue (in ingest order), optionally filtered by label, domain or board."""
+    """Page through the catalogue (in ingest order), optionally filtered by label, domain, board or text in the
+    id or title (q)."""
     items, total = engine.items(filters, offset=offset, limit=limit)
     return {"items": [item_out(i) for i in items], **page(total, offset, len(items))}
 

@@ -54,9 +54,11 @@ WriteAccess = Depends(require_key)
 def filters(label: Annotated[list[str] | None, Query(description="Only items with this label: TASK=LABEL or "
                                                     "TASK:LABEL (repeatable).", max_length=500)] = None,
             domain: Annotated[str | None, Query(description="Only items of this domain.", max_length=200)] = None,
-            board: Annotated[str | None, Query(description="Only items on this board.", max_length=500)] = None
+            board: Annotated[str | None, Query(description="Only items on this board.", max_length=500)] = None,
+            q: Annotated[str | None, Query(description="Only items whose id or title contains this text "
+                                           "(case-insensitive).", max_length=500)] = None
             ) -> Filters:
-    return Filters.parse(label or [], domain, board)
+    return Filters.parse(label or [], domain, board, q)
 
 
 FiltersDep = Annotated[Filters, Depends(filters)]

@@ -67,8 +67,18 @@ class CatalogStore:
         with self.engine.connect() as conn:
             found = reads.item_by_key(conn, key)
         if found is None:
-            raise NotFoundError(f"unknown item id {key!r}", remedy=Remedy("list-items"))
+            raise self.unknown_item(key)
         return found
+
+    def unknown_item(self, key: str) -> NotFoundError:
+        """The error for an unknown id: with the ids the user may have meant, or saying the catalogue is empty."""
+        with self.engine.connect() as conn:
+            if reads.count_items(conn) == 0:
+                return NotFoundError(f"unknown item id {key!r}: the catalogue is empty",
+                                     remedy=Remedy("ingest-images"))
+            near = reads.near_keys(conn, key)
+        meant = f" (did you mean {' or '.join(map(repr, near))}?)" if near else ""
+        return NotFoundError(f"unknown item id {key!r}{meant}", remedy=Remedy("list-items"))
 
     def item_ids_of(self, keys: Sequence[str]) -> dict[str, int]:
         """{key: row id} of the known keys among `keys`."""

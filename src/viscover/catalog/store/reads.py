@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 import numpy as np
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, func, or_, select
 from sqlalchemy.engine import Connection
 
 from viscover.catalog import schema as t
@@ -17,17 +18,20 @@ from viscover.errors import BadRequestError
 
 @dataclass(frozen=True)
 class Filters:
-    """Restrict results to items having a label, a domain or a board (all given conditions must hold)."""
+    """Restrict results to items having a label, a domain or a board, or whose id or title contains a text
+    (case-insensitive); all given conditions must hold."""
 
     labels: tuple[tuple[str, str], ...] = ()  # (task, label) pairs
     domain: str | None = None
     board: str | None = None
+    text: str | None = None
 
     def __bool__(self) -> bool:
-        return bool(self.labels or self.domain or self.board)
+        return bool(self.labels or self.domain or self.board or self.text)
 
     @classmethod
-    def parse(cls, labels: Sequence[str] = (), domain: str | None = None, board: str | None = None) -> "Filters":
+    def parse(cls, labels: Sequence[str] = (), domain: str | None = None, board: str | None = None,
+              text: str | None = None) -> "Filters":
         """Filters from user text: each label as TASK=LABEL (or TASK:LABEL); empty strings mean "no condition"."""
         pairs = []
         for spec in labels:
@@ -36,7 +40,7 @@ class Filters:
             if cut < 0 or not task or not value:
                 raise BadRequestError(f"label filter {spec!r}: expected TASK=LABEL, e.g. category=Shoes")
             pairs.append((task, value))
-        return cls(labels=tuple(pairs), domain=domain or None, board=board or None)
+        return cls(labels=tuple(pairs), domain=domain or None, board=board or None, text=text or None)
 
 
 def item_by_key(conn: Connection, key: str) -> Item | None:
@@ -74,7 +78,42 @@ def filtered(filters: Filters) -> Select:
         sub = (select(t.board_items.c.item_id).join(t.boards, t.boards.c.id == t.board_items.c.board_id)
                .where(t.boards.c.name == filters.board))
         q = q.where(t.items.c.id.in_(sub))
+    if filters.text is not None:
+        pattern = _contains(filters.text)
+        q = q.where(or_(t.items.c.key.ilike(pattern, escape="\\"), t.items.c.title.ilike(pattern, escape="\\")))
     return q
+
+
+def _contains(text: str) -> str:
+    """A LIKE pattern matching `text` anywhere, its own % and _ taken literally."""
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def keys_containing(conn: Connection, text: str, limit: int) -> list[str]:
+    """Up to `limit` item ids containing `text` (case-insensitive), shortest first: candidates for "did you mean"."""
+    q = (select(t.items.c.key).where(t.items.c.key.ilike(_contains(text), escape="\\"))
+         .order_by(func.length(t.items.c.key), t.items.c.key).limit(limit))
+    return [r[0] for r in conn.execute(q)]
+
+
+def near_keys(conn: Connection, key: str, n: int = 3) -> list[str]:
+    """Ids a user may have meant by an unknown `key`: the same file name in a folder ('1.jpg' ->
+    'posters/1.jpg'), the same name with another extension or case, else close spellings of it."""
+    tail = key.rstrip("/").rsplit("/", 1)[-1]
+    stem = tail.rsplit(".", 1)[0] if "." in tail else tail
+    candidates = keys_containing(conn, tail, 200) if tail else []
+    if not candidates and len(stem) >= 2:
+        candidates = keys_containing(conn, stem, 200)
+    if not candidates and len(stem) >= 3:  # a typo: ids sharing the start of its name, ranked by spelling
+        candidates = difflib.get_close_matches(key, keys_containing(conn, stem[:max(3, len(stem) // 2)], 500),
+                                               n=n, cutoff=0.6)
+
+    def rank(c: str) -> tuple:
+        name = c.rsplit("/", 1)[-1]
+        return (name.lower() != tail.lower(), name.rsplit(".", 1)[0].lower() != stem.lower(),
+                -difflib.SequenceMatcher(None, key, c).ratio(), c)
+
+    return sorted(candidates, key=rank)[:n]
 
 
 def filter_item_ids(conn: Connection, filters: Filters) -> np.ndarray:
@@ -118,6 +157,10 @@ def board_exists(conn: Connection, name: str) -> bool:
 def task_exists(conn: Connection, task: str) -> bool:
     """Whether any item has a label for this task."""
     return conn.execute(select(t.labels.c.item_id).where(t.labels.c.task == task).limit(1)).first() is not None
+
+
+def count_items(conn: Connection) -> int:
+    return int(conn.execute(select(func.count()).select_from(t.items)).scalar_one())
 
 
 def stats(conn: Connection) -> dict:
