@@ -1,5 +1,7 @@
-# make demo   set up .venv, ingest and index the grocery data (or IMAGES=/some/folder), print example searches,
-#             then serve the web UI and API on http://localhost:$(PORT)/ (Ctrl-C stops it; SERVE=0 skips it)
+# make demo   set up .venv, ingest and index the grocery and clothing data (or IMAGES=/some/folder), show each
+#             feature once (the detector DETECTOR, when present, is saved in the home's settings for detect and
+#             shop the look), then serve the web UI and API on http://localhost:$(PORT)/ (Ctrl-C stops it;
+#             SERVE=0 skips it)
 # make test   set up .venv, check the code (make lint) and run the tests, with branch coverage (fails below the floor
 #             in pyproject.toml)
 # make lint   ruff and the import-linter layer contracts (both configured in pyproject.toml)
@@ -29,10 +31,10 @@ $(BIN)/.installed: pyproject.toml
 install: $(BIN)/.installed
 
 demo: install
-	$(BIN)/python scripts/demo.py --home $(DEMO_HOME) --data $(DATA) $(if $(IMAGES),--images $(IMAGES))
-ifeq ($(SERVE),1)
-	$(BIN)/viscover serve --home $(DEMO_HOME) --host $(HOST) --port $(PORT) \
+	$(BIN)/python scripts/demo.py --home $(DEMO_HOME) --data $(DATA) $(if $(IMAGES),--images $(IMAGES)) \
 		$(if $(wildcard $(DETECTOR)),--detector $(abspath $(DETECTOR)))
+ifeq ($(SERVE),1)
+	$(BIN)/viscover serve --home $(DEMO_HOME) --host $(HOST) --port $(PORT)
 endif
 
 lint: install

@@ -180,3 +180,20 @@ def test_items_are_listed_and_found_and_an_unknown_id_suggests_near_ones(indexed
     assert "did you mean" in typo.output and "Banana" in typo.output, typo.output
     none = run("search", "--item", "zzzz-nothing-like-it", "--home", indexed_home, ok=False)
     assert "did you mean" not in none.output and "unknown item id" in none.output
+
+
+def test_detection_without_a_detector_names_the_option_and_the_setting(indexed_home, tmp_path):
+    """`viscover detect` said "set the detector setting..." without naming --detector; a saved setting now
+    persists it for every later command (the demo saves its detector this way)."""
+    from viscover import Settings, save_settings
+
+    key = json.loads(run("items", "--limit", "1", "--json", "--home", indexed_home).output)["items"][0]["id"]
+    result = run("detect", "--item", key, "--home", indexed_home, ok=False)
+    assert result.exit_code == 1 and "--detector MODEL.onnx" in result.output, result.output
+    assert "viscover.toml" in result.output
+    home = tmp_path / "home"
+    home.mkdir()
+    save_settings(home, {"detector": "/models/d.onnx", "default_k": 7})
+    save_settings(home, {"detector": 'C:\\odd "name".onnx'})  # a later save keeps the other values
+    settings = Settings.load(home, environ={})
+    assert (settings.detector, settings.default_k) == ('C:\\odd "name".onnx', 7)

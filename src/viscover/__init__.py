@@ -8,7 +8,7 @@ Names other than the settings and errors load on first use, so `import viscover`
 from importlib import import_module
 from typing import TYPE_CHECKING
 
-from viscover.config import Settings
+from viscover.config import Settings, save_settings
 from viscover.errors import (BadImageError, BadManifestError, BadRequestError, ConfigError, IndexCorruptError,
                              ModelError, NotFoundError, Remedy, UnavailableError, ViscoverError)
 
@@ -42,9 +42,9 @@ _LAZY = {
     "write_manifest": ("viscover.datasets", "write_manifest"),
 }
 
-__all__ = ["Settings", "ViscoverError", "ConfigError", "NotFoundError", "BadImageError", "BadManifestError",
-           "BadRequestError", "ModelError", "IndexCorruptError", "UnavailableError", "Remedy", "__version__",
-           *_LAZY]
+__all__ = ["Settings", "save_settings", "ViscoverError", "ConfigError", "NotFoundError", "BadImageError",
+           "BadManifestError", "BadRequestError", "ModelError", "IndexCorruptError", "UnavailableError", "Remedy",
+           "__version__", *_LAZY]
 
 if TYPE_CHECKING:  # for type checkers and editors: the lazy names as ordinary imports
     from viscover.catalog.browse import BoardSummary  # noqa: F401

@@ -8,6 +8,7 @@ not a silently ignored setting.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -122,6 +123,18 @@ class Settings:
 
 
 _TYPES = {f.name: type(f.default) for f in dataclasses.fields(Settings)}
+
+
+def save_settings(home: Path, changes: Mapping[str, Any]) -> Path:
+    """Write settings into `<home>/viscover.toml`, keeping the others there, so every later command on the home
+    uses them (e.g. the demo saves its detector for `viscover detect`)."""
+    _check_keys(changes, "settings")
+    path = Path(home) / CONFIG_FILE
+    values = tomllib.loads(path.read_text()) if path.is_file() else {}
+    values.update({k: _coerce(k, v) for k, v in changes.items()})
+    lines = [f"{k} = {json.dumps(v)}" for k, v in sorted(values.items())]  # JSON scalars are TOML scalars
+    path.write_text("\n".join(lines) + "\n")
+    return path
 
 
 def _check_keys(values: Mapping[str, Any], where: str) -> None:

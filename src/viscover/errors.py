@@ -18,7 +18,8 @@ class Remedy:
     "list-items" / "list-boards" (find valid ids), "ingest-images" (an empty catalogue), "allow-image-root" (let
     manifests read images from a folder), "image-url" (address images as items' image URLs give them),
     "train-ranker" (train the related-items ranker again), "ingest-engagement" (load an engagement log),
-    "force-save" (save a ranker that lost to the heuristic)."""
+    "force-save" (save a ranker that lost to the heuristic), "set-detector" (configure an
+    object detector model)."""
 
     action: str
     model: str | None = None

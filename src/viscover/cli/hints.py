@@ -16,6 +16,9 @@ def cli_hint(remedy: Remedy) -> str | None:
         "ingest": "ingest the item again with `viscover ingest`",
         "list-items": "find ids with `viscover items TEXT`",
         "ingest-images": "add images with `viscover ingest FOLDER_OR_MANIFEST`",
+        "set-detector": "pass --detector MODEL.onnx (a CenterNet ONNX file, e.g. "
+                        "../shared/models/centernet-coco.onnx), or save it for the home: detector = \"PATH\" in "
+                        "its viscover.toml",
         "allow-image-root": "allow it with --image-root DIR or the image_roots setting",
         "list-boards": "see the boards with `viscover info`",
         "train-ranker": f"retrain with `viscover rank train` or delete {remedy.path}",

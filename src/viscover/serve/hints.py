@@ -22,6 +22,7 @@ def http_hint(remedy: Remedy) -> str | None:
         "ingest": "ingest the item again (POST /api/items)",
         "list-items": "find ids with GET /api/items?q=TEXT",
         "ingest-images": "add items with POST /api/items",
+        "set-detector": "the server must be started with a detector (`viscover serve --detector MODEL.onnx`)",
         "allow-image-root": "the server's image_roots setting can allow the folder",
         "list-boards": "list boards with GET /api/boards",
         "image-url": "use an item's image_url",

@@ -12,7 +12,7 @@ import numpy as np
 from viscover.config import Settings
 from viscover.embed import Embedder
 from viscover.embed.pipeline import decode_pixels
-from viscover.errors import UnavailableError
+from viscover.errors import Remedy, UnavailableError
 from viscover.imaging import decode_image, read_image_bytes
 
 if TYPE_CHECKING:  # ONNX Runtime's detector session only when detection is used
@@ -46,8 +46,8 @@ class ShopService:
         from viscover.detect import load_detector
 
         if not self.settings.detector:
-            raise UnavailableError("object detection is off: set the detector setting (VISCOVER_DETECTOR or "
-                                   "viscover.toml) to a CenterNet ONNX file")
+            raise UnavailableError("object detection is off: no detector model is configured",
+                                   remedy=Remedy("set-detector"))
         with self._lock:
             if self._detector is None:
                 self._detector = load_detector(self.settings.detector, threads=self.settings.inference_threads)
