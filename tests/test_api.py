@@ -131,6 +131,18 @@ def test_items_are_found_by_text_and_an_unknown_id_suggests_near_ones(api):
          "GET /api/items?q=TEXT")
 
 
+def test_an_unknown_label_value_is_said_with_near_ones(api):
+    """`label=category=Orangee` silently returned nothing; an unknown value of a known task is now a 404 naming
+    it, with the values meant, for listing and for search alike."""
+    row = _photo()
+    for url, params in (("/api/items", {}), ("/api/search", {"item": row["id"]})):
+        _err(api.get(url, params={**params, "label": "product=bananna"}), 404, "not_found",
+             "product='bananna'", "did you mean 'Banana'")
+        _err(api.get(url, params={**params, "label": "product=Zzzzz"}), 404, "not_found", "product='Zzzzz'")
+        _err(api.get(url, params={**params, "board": "nope"}), 404, "not_found", "nope")
+        assert _ok(api.get(url, params={**params, "label": "product=Banana"}))
+
+
 def test_items_bad_parameters(api):
     _err(api.get("/api/items", params={"limit": 0}), 422, "bad_request", "limit")
     _err(api.get("/api/items", params={"offset": -1}), 422, "bad_request", "offset")

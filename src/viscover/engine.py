@@ -108,7 +108,9 @@ class Engine:
         return self.store.item(key)
 
     def items(self, filters: Filters = Filters(), *, offset: int = 0, limit: int = 50) -> tuple[list[Item], int]:
-        """One page of items (catalogue order) matching `filters`, and how many match in all."""
+        """One page of items (catalogue order) matching `filters`, and how many match in all; NotFoundError for a
+        filter no item can match (an unknown board, task or label)."""
+        self.store.check_filters(filters)
         return self.store.page_items(filters, offset, limit)
 
     def boards(self, *, offset: int = 0, limit: int = 50) -> tuple[list[BoardSummary], int]:

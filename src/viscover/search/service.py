@@ -127,11 +127,7 @@ class SearchService:
         k = self.settings.default_k if k is None else k
         if k < 1:
             raise BadRequestError(f"k={k}: ask for at least one result")
-        if filters.board is not None and not self.store.board_exists(filters.board):
-            raise NotFoundError(f"unknown board {filters.board!r}")
-        for task, _ in filters.labels:
-            if not self.store.task_exists(task):
-                raise NotFoundError(f"no item has a label for task {task!r}")
+        self.store.check_filters(filters)
         return run_search(self.store, index, query, k=k, filters=filters, binary=binary, exclude=exclude,
                           collapse=collapse, dedup_threshold=self.settings.dedup_threshold)
 

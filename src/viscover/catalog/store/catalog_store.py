@@ -125,6 +125,20 @@ class CatalogStore:
         with self.engine.connect() as conn:
             return reads.board_exists(conn, name)
 
+    def check_filters(self, filters: Filters) -> None:
+        """NotFoundError for a filter that no item can match: an unknown board, task or label value (with the
+        values the user may have meant), so an empty result never hides a typo."""
+        with self.engine.connect() as conn:
+            if filters.board is not None and not reads.board_exists(conn, filters.board):
+                raise NotFoundError(f"unknown board {filters.board!r}", remedy=Remedy("list-boards"))
+            for task, label in filters.labels:
+                if not reads.task_exists(conn, task):
+                    raise NotFoundError(f"no item has a label for task {task!r}")
+                if not reads.label_exists(conn, task, label):
+                    near = reads.near_labels(conn, task, label)
+                    meant = f" (did you mean {' or '.join(map(repr, near))}?)" if near else ""
+                    raise NotFoundError(f"no item has the label {task}={label!r}{meant}")
+
     def task_exists(self, task: str) -> bool:
         """Whether any item has a label for this task."""
         with self.engine.connect() as conn:

@@ -154,6 +154,21 @@ def board_exists(conn: Connection, name: str) -> bool:
     return conn.execute(select(t.boards.c.id).where(t.boards.c.name == name)).first() is not None
 
 
+def label_exists(conn: Connection, task: str, label: str) -> bool:
+    """Whether any item has this label for this task."""
+    q = select(t.labels.c.item_id).where(t.labels.c.task == task, t.labels.c.label == label).limit(1)
+    return conn.execute(q).first() is not None
+
+
+def near_labels(conn: Connection, task: str, label: str, n: int = 3) -> list[str]:
+    """Values of a task a user may have meant by `label`: other case, or close spellings."""
+    values = [r[0] for r in conn.execute(select(func.distinct(t.labels.c.label)).where(t.labels.c.task == task)
+                                         .limit(100_000))]
+    by_case = {v.lower(): v for v in values}
+    close = difflib.get_close_matches(label.lower(), list(by_case), n=n, cutoff=0.6)
+    return [by_case[c] for c in close]
+
+
 def task_exists(conn: Connection, task: str) -> bool:
     """Whether any item has a label for this task."""
     return conn.execute(select(t.labels.c.item_id).where(t.labels.c.task == task).limit(1)).first() is not None
