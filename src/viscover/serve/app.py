@@ -20,7 +20,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from viscover import (BadImageError, BadManifestError, BadRequestError, ConfigError, Engine, IndexCorruptError,
                       ModelError, NotFoundError, UnavailableError, ViscoverError)
 from viscover.serve import api_read, api_write, media
-from viscover.serve.deps import AuthError, TooLargeError
+from viscover.serve.deps import AuthError, BusyError, TooLargeError, operations_thread
+from viscover.serve.downloads import DownloadSlots
 from viscover.serve.hints import detail
 from viscover.serve.jobs import JobQueue
 from viscover.serve.metrics import Metrics
@@ -29,7 +30,7 @@ log = logging.getLogger("viscover.serve")
 STATIC = Path(str(resources.files("viscover.serve") / "static"))
 
 # (status, error code) of each error a request can cause; anything else is a bug (500, logged with its trace)
-STATUS = [(TooLargeError, 413, "too_large"), (NotFoundError, 404, "not_found"),
+STATUS = [(TooLargeError, 413, "too_large"), (BusyError, 503, "busy"), (NotFoundError, 404, "not_found"),
           (BadImageError, 422, "bad_image"), (BadManifestError, 400, "bad_request"),
           (BadRequestError, 400, "bad_request"), (UnavailableError, 503, "unavailable"),
           (IndexCorruptError, 503, "unavailable"), (ModelError, 503, "unavailable"),
@@ -46,6 +47,7 @@ class ServeOptions:
     request_timeout: float = 60.0
     cors_origins: tuple[str, ...] = ()
     request_threads: int = 0  # requests handled at once (FastAPI's thread pool); 0: its default of 40
+    url_downloads: int = 4  # image URLs downloaded at once (search by URL); more are refused with 503
 
 
 def error(status: int, code: str, detail: str) -> JSONResponse:
@@ -69,6 +71,7 @@ def create_app(engine: Engine, options: ServeOptions) -> FastAPI:
                   description="Visual discovery over one catalogue: search by image, crop or item; related items; "
                               "objects in scenes; catalogue reads and (with an API key) writes.")
     app.state.engine, app.state.options, app.state.jobs = engine, options, JobQueue()
+    app.state.downloads = DownloadSlots(options.url_downloads)
     app.state.metrics = metrics = Metrics(lambda: _sizes(engine, app.state.jobs))
     _add_error_handlers(app)
     _add_middleware(app, options, metrics)
@@ -77,8 +80,8 @@ def create_app(engine: Engine, options: ServeOptions) -> FastAPI:
     app.include_router(media.router)
 
     @app.get("/metrics", include_in_schema=False)
-    def prometheus():
-        return metrics.render()
+    async def prometheus():
+        return await operations_thread(metrics.render)
 
     @app.get("/docs", include_in_schema=False)
     def docs():
@@ -102,7 +105,10 @@ def _add_error_handlers(app: FastAPI) -> None:
         if isinstance(exc, AuthError):
             return error(exc.status, "unauthorized" if exc.status == 401 else "forbidden", str(exc))
         status, code = next((s, c) for kind, s, c in STATUS if isinstance(exc, kind))  # ViscoverError comes last
-        return error(status, code, detail(exc))
+        response = error(status, code, detail(exc))
+        if isinstance(exc, BusyError):
+            response.headers["Retry-After"] = str(exc.retry_after)
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError):

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hmac
-from typing import Annotated, Any
+from typing import Annotated, Any, Callable, TypeVar
 
+from anyio import CapacityLimiter, to_thread
+from anyio.lowlevel import RunVar
 from fastapi import Depends, Query, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
@@ -23,7 +25,15 @@ class TooLargeError(ViscoverError):
     """An upload over its size limit."""
 
 
-def engine_of(request: Request) -> Engine:
+class BusyError(ViscoverError):
+    """The server is doing as much of something as it allows at once; retry after `retry_after` seconds."""
+
+    def __init__(self, message: str, retry_after: int):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+async def engine_of(request: Request) -> Engine:  # async, as every dependency here: no thread to run it
     return request.app.state.engine
 
 
@@ -34,7 +44,7 @@ API_KEY = APIKeyHeader(name="X-API-Key", auto_error=False, description="The key 
 BEARER = HTTPBearer(auto_error=False, description="The same key as `Authorization: Bearer KEY`.")
 
 
-def require_key(request: Request, x_api_key: Annotated[str | None, Security(API_KEY)] = None,
+async def require_key(request: Request, x_api_key: Annotated[str | None, Security(API_KEY)] = None,
                 bearer: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)] = None) -> None:
     """Writes need the server's key in X-API-Key (or `Authorization: Bearer KEY`), unless started with --no-auth."""
     options = request.app.state.options
@@ -51,7 +61,7 @@ def require_key(request: Request, x_api_key: Annotated[str | None, Security(API_
 WriteAccess = Depends(require_key)
 
 
-def filters(label: Annotated[list[str] | None, Query(description="Only items with this label: TASK=LABEL or "
+async def filters(label: Annotated[list[str] | None, Query(description="Only items with this label: TASK=LABEL or "
                                                     "TASK:LABEL (repeatable).", max_length=500)] = None,
             domain: Annotated[str | None, Query(description="Only items of this domain.", max_length=200)] = None,
             board: Annotated[str | None, Query(description="Only items on this board.", max_length=500)] = None
@@ -60,6 +70,21 @@ def filters(label: Annotated[list[str] | None, Query(description="Only items wit
 
 
 FiltersDep = Annotated[Filters, Depends(filters)]
+
+
+T = TypeVar("T")
+_OPERATIONS: RunVar[CapacityLimiter] = RunVar("viscover_operations_threads")
+
+
+async def operations_thread(work: Callable[[], T]) -> T:
+    """Run a quick blocking check (readiness, metrics) on two threads of its own, not the request threads: a
+    monitor must get its answer even while every request thread is busy."""
+    try:
+        limiter = _OPERATIONS.get()
+    except LookupError:
+        limiter = CapacityLimiter(2)
+        _OPERATIONS.set(limiter)
+    return await to_thread.run_sync(work, limiter=limiter)
 
 
 def item_out(item: Item) -> dict[str, Any]:
