@@ -12,9 +12,9 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from conftest import needs_data
+from live_server import LiveServer
 
 pytestmark = needs_data
-KEY = "slow-key"
 PROMPT = 10.0  # generous: these answers must not wait for the slow downloads (which would take for ever)
 
 
@@ -66,35 +66,7 @@ def trickle():
     server.close()
 
 
-class Server:
-    """viscover's app under a real uvicorn in a thread, from settings as `viscover serve` makes its options."""
-
-    def __init__(self, home, **settings):
-        import uvicorn
-
-        from viscover import Engine, Settings
-        from viscover.serve import create_app
-        from viscover.serve.run import options_from
-
-        self.engine = Engine(home, Settings(workers=1, **settings))
-        app = create_app(self.engine, options_from(self.engine.settings, api_key=KEY))
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        end = time.monotonic() + 60
-        while not self.server.started and time.monotonic() < end:
-            time.sleep(0.05)
-        assert self.server.started, "uvicorn did not start"
-        port = self.server.servers[0].sockets[0].getsockname()[1]
-        self.base = f"http://127.0.0.1:{port}"
-
-    def close(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(30)
-        self.engine.close()
-
-
-def _slow_searches(server: Server, url: str, n: int) -> tuple[ThreadPoolExecutor, list]:
+def _slow_searches(server: LiveServer, url: str, n: int) -> tuple[ThreadPoolExecutor, list]:
     import httpx
 
     pool = ThreadPoolExecutor(n)
@@ -106,7 +78,7 @@ def _slow_searches(server: Server, url: str, n: int) -> tuple[ThreadPoolExecutor
 def test_slow_downloads_leave_health_readiness_and_searches_by_id_answering(indexed_home, trickle):
     import httpx
 
-    server = Server(indexed_home, request_threads=2, url_timeout=3.0, url_allow_hosts="127.0.0.1")
+    server = LiveServer(indexed_home, request_threads=2, url_timeout=3.0, url_allow_hosts="127.0.0.1")
     try:
         first = httpx.get(f"{server.base}/api/items", params={"limit": 1}, timeout=PROMPT).json()["items"][0]
         pool, slow = _slow_searches(server, trickle.url, 4)  # twice as many as there are request threads
@@ -129,7 +101,7 @@ def test_slow_downloads_leave_health_readiness_and_searches_by_id_answering(inde
 
 
 def test_downloads_beyond_url_downloads_are_refused_at_once(indexed_home, trickle):
-    server = Server(indexed_home, request_threads=2, url_timeout=3.0, url_downloads=2,
+    server = LiveServer(indexed_home, request_threads=2, url_timeout=3.0, url_downloads=2,
                     url_allow_hosts="127.0.0.1")
     try:
         pool, slow = _slow_searches(server, trickle.url, 5)
