@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
 from dataclasses import dataclass
 from importlib import resources
@@ -121,6 +122,10 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):
+        field = _FIELD_TOO_LARGE.match(str(exc.detail)) if exc.status_code == 400 else None
+        if field:  # Starlette's own limit on a form field held in memory: too large, like any other
+            return error(413, "too_large", f"a form field over the limit of {int(field[1]) * 1024:,} bytes; send "
+                                           "files as file parts (with a filename), e.g. curl -F file=@photo.jpg")
         code = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}.get(exc.status_code, "bad_request")
         detail = exc.detail if exc.status_code != 404 else f"no such endpoint: {request.url.path} (see /docs)"
         return error(exc.status_code, code, str(detail))
@@ -129,6 +134,10 @@ def _add_error_handlers(app: FastAPI) -> None:
     async def bug(request: Request, exc: Exception):
         log.exception("internal error on %s %s", request.method, request.url.path)
         return error(500, "internal", "internal server error; the server log has the details")
+
+
+# Starlette's 400 for a non-file form field over its max_part_size (1 MiB): "Part exceeded maximum size of 1024KB."
+_FIELD_TOO_LARGE = re.compile(r"^(?:Part|Field) exceeded maximum size of (\d+)KB\.$")
 
 
 def _plain(errors: list[dict]) -> list[dict]:
