@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import hmac
-from typing import Annotated, Any, Callable, TypeVar
+from typing import Annotated, Any, Callable, Coroutine, TypeVar
 
 from anyio import CapacityLimiter, to_thread
 from anyio.lowlevel import RunVar
-from fastapi import Depends, Query, Request, Security
+from fastapi import Depends, Query, Request, Response, Security
+from fastapi.routing import APIRoute
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from viscover import Engine, Filters, Item, ViscoverError
@@ -45,12 +46,23 @@ BEARER = HTTPBearer(auto_error=False, description="The same key as `Authorizatio
 
 
 async def require_key(request: Request, x_api_key: Annotated[str | None, Security(API_KEY)] = None,
-                bearer: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)] = None) -> None:
-    """Writes need the server's key in X-API-Key (or `Authorization: Bearer KEY`), unless started with --no-auth."""
+                      bearer: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)] = None) -> None:
+    """Writes need the server's key in X-API-Key (or `Authorization: Bearer KEY`), unless started with --no-auth.
+    (The parameters document the two headers in the OpenAPI schema; `check_key` reads them.)"""
+    check_key(request)
+
+
+def _bearer(authorization: str | None) -> str | None:
+    scheme, _, credentials = (authorization or "").partition(" ")
+    return (credentials.strip() or None) if scheme.lower() == "bearer" else None
+
+
+def check_key(request: Request) -> None:
+    """AuthError unless the request carries the server's key (or the server was started with --no-auth)."""
     options = request.app.state.options
     if options.no_auth:
         return
-    given = x_api_key or (bearer.credentials if bearer else None)
+    given = request.headers.get("x-api-key") or _bearer(request.headers.get("authorization"))
     if not given:
         raise AuthError("this request changes the catalogue: send the server's API key in the X-API-Key header "
                         "(printed when `viscover serve` starts)", 401)
@@ -59,6 +71,20 @@ async def require_key(request: Request, x_api_key: Annotated[str | None, Securit
 
 
 WriteAccess = Depends(require_key)
+
+
+class KeyFirstRoute(APIRoute):
+    """A route that checks the API key before FastAPI reads and validates the body: a client without the key
+    gets 401 (or 403) whatever it sent, never a 422 about a body it may not send at all."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def key_first(request: Request) -> Response:
+            check_key(request)
+            return await handler(request)
+
+        return key_first
 
 
 async def filters(label: Annotated[list[str] | None, Query(description="Only items with this label: TASK=LABEL or "
