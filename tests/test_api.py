@@ -404,6 +404,27 @@ def test_add_search_and_delete_items(writable):
          422, "bad_request")
 
 
+def test_ids_are_checked_at_ingest_so_that_every_stored_id_can_be_fetched_searched_and_deleted(writable):
+    """An id with a newline or over 2,000 characters used to be stored and then be out of reach of
+    /api/items/{id}, ?item= and DELETE: such rows are skipped with the reason; the longest allowed id works."""
+    from urllib.parse import quote
+
+    client, _ = writable
+    auth = {"X-API-Key": KEY}
+    photos = [r for r in _extra_rows() if r["split"] == "val"][4:7]
+    longest = "L" * 2000
+    rows = [{"id": key, "path": r["path"]} for key, r in zip(["new\nline", "M" * 2001, longest], photos)]
+    job = _wait(client, _ok(client.post("/api/items", json={"items": rows}, headers=auth), 202)["job"])
+    assert job["state"] == "done" and job["result"]["ingest"]["added"] == 1, job
+    problems = job["result"]["ingest"]["problems"]
+    assert any("'new\\nline' contains a control character (U+000A)" in p for p in problems), problems
+    assert any("is 2,001 characters long, over the limit of 2,000" in p for p in problems), problems
+    assert _item(client, longest)["id"] == longest
+    assert _ok(client.get("/api/search", params={"item": longest, "k": 2}))["results"]
+    gone = _wait(client, _ok(client.delete(f"/api/items/{quote(longest)}", headers=auth), 202)["job"])
+    assert gone["result"] == {"removed": 1, "unknown": []}
+
+
 def test_manifest_upload(writable, monkeypatch):
     from viscover.serve.jobs import Job
 

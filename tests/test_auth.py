@@ -118,3 +118,28 @@ def test_every_protected_endpoint_refuses_a_missing_or_wrong_key(app):
                 got = _call(client, route, auth)
                 assert got.status_code == WITH_KEY.get(route), (route, auth, got.text)
         assert len(app.state.jobs.all()) == 6  # two of each write
+
+
+def test_the_key_is_checked_before_the_body_is_read(app):
+    """A write without the key is 401 (wrong key: 403) whatever its body: invalid JSON, a broken multipart form or
+    a body of the wrong shape is not worth parsing, or telling apart, for a client that may not write at all."""
+    from fastapi.testclient import TestClient
+
+    bad_bodies = [
+        {"content": b"{not json", "headers": {"Content-Type": "application/json"}},
+        {"content": b"[1, 2", "headers": {"Content-Type": "application/json"}},
+        {"content": b"--x\r\nbroken", "headers": {"Content-Type": "multipart/form-data; boundary=x"}},
+        {"json": {"wrong": "shape"}},
+    ]
+    with TestClient(app, raise_server_exceptions=False) as client:
+        for route in sorted(r for r in PROTECTED if r.startswith("POST")):
+            path = route.split(" ", 1)[1]
+            for body in bad_bodies:
+                headers = body.get("headers", {})
+                kwargs = {k: v for k, v in body.items() if k != "headers"}
+                _err(client.post(path, headers=headers, **kwargs), 401, "unauthorized", MISSING)
+                _err(client.post(path, headers={**headers, "X-API-Key": "wrong"}, **kwargs), 403, "forbidden",
+                     WRONG)
+        got = client.post("/api/items", content=b"{not json",
+                          headers={"Content-Type": "application/json", "X-API-Key": KEY})
+        assert got.status_code == 422 and got.json()["error"] == "bad_request", got.text  # with the key: invalid

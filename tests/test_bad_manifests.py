@@ -166,6 +166,37 @@ def test_duplicate_ids_keep_the_first_row_and_name_both_lines(home, tmp_path):
     assert home.store.item("x").source == str(a)
 
 
+# ---- ids the API could not address ----------------------------------------------------------------------------
+CONTROL = "contains a control character ({}); ids are used in URLs: give one without line breaks, tabs or other " \
+          "control characters"
+TOO_LONG = "characters long, over the limit of 2,000 (ids are used in URLs); give a shorter id"
+
+
+def test_ids_with_control_characters_or_over_2000_characters_are_refused_per_row(home, tmp_path):
+    """Such ids could be ingested but then not fetched, searched or deleted through /api/items/{id} or ?item=:
+    each row is skipped with the reason and the rest are ingested."""
+    imgs = local_copies(tmp_path / "imgs", BANANA[:6])
+    ids = ["two\nlines", "tab\there", "bell\x07", "del\x7f", "x" * 2001, "y" * 2000]
+    rows = [{"path": f"imgs/{img.name}", "id": key} for img, key in zip(imgs, ids)]
+    report = home.ingest(write_csv(rows, tmp_path / "m.csv"))
+    assert report.counts.added == 1 and home.store.item("y" * 2000)  # exactly 2,000 characters is fine
+    found = sorted(p.reason for p in report.skipped)
+    assert len(found) == 5, found
+    for key, char in [("two\nlines", "U+000A"), ("tab\there", "U+0009"), ("bell\x07", "U+0007"),
+                      ("del\x7f", "U+007F")]:
+        assert f"id {key!r} " + CONTROL.format(char) in found, found
+    assert any(r.startswith(f"id {'x' * 40!r}... is 2,001 " + TOO_LONG) for r in found), found
+
+
+def test_a_folder_file_whose_name_makes_an_unusable_id_is_skipped(home, tmp_path):
+    folder = tmp_path / "photos"
+    good, bad = local_copies(folder, BANANA[:2])
+    bad.rename(folder / "line\nbreak.jpg")
+    report = home.ingest(folder)
+    assert report.counts.added == 1 and home.store.item(good.name)
+    assert [p.reason for p in report.skipped] == [f"id {'line' + chr(10) + 'break.jpg'!r} " + CONTROL.format("U+000A")]
+
+
 # ---- paths escaping the manifest's folder ----------------------------------------------------------------------
 @pytest.fixture()
 def escaping(tmp_path) -> Path:

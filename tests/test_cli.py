@@ -197,3 +197,55 @@ def test_detection_without_a_detector_names_the_option_and_the_setting(indexed_h
     save_settings(home, {"detector": 'C:\\odd "name".onnx'})  # a later save keeps the other values
     settings = Settings.load(home, environ={})
     assert (settings.detector, settings.default_k) == ('C:\\odd "name".onnx', 7)
+
+# ---- serve: the API key without putting it on the command line ---------------------------------------------
+def _serve_with(home, args: list[str], env: dict, key: str) -> str:
+    """Start `viscover serve` with `args`/`env`; check that writes need `key` and that no process argument shows
+    it (what `ps` prints); return what the server printed."""
+    import httpx
+
+    from pathlib import Path
+
+    bench = Path(__file__).resolve().parents[1] / "benchmarks"
+    sys.path.insert(0, str(bench))
+    from common import free_port, start_server
+
+    port = free_port()
+    proc = start_server(home, port, *args, env=env)
+    try:
+        with open(f"/proc/{proc.pid}/cmdline", "rb") as f:
+            assert key.encode() not in f.read()
+        base = f"http://127.0.0.1:{port}"
+        assert httpx.get(f"{base}/api/jobs", timeout=10).status_code == 401
+        assert httpx.get(f"{base}/api/jobs", headers={"X-API-Key": key}, timeout=10).status_code == 200
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    proc.log.seek(0)
+    return proc.log.read().decode(errors="replace")
+
+
+def test_serve_takes_its_api_key_from_a_file_or_the_environment(indexed_home, tmp_path):
+    key_file = tmp_path / "key.txt"
+    key_file.write_text("from-a-file-0123456789\n")  # the trailing newline of `echo KEY > file` is not part of it
+    printed = _serve_with(indexed_home, ["--api-key-file", str(key_file)], {}, "from-a-file-0123456789")
+    assert "from-a-file" not in printed  # a key the operator gave is never printed
+    printed = _serve_with(indexed_home, [], {"VISCOVER_API_KEY": "from-the-env-0123456789"},
+                          "from-the-env-0123456789")
+    assert "from-the-env" not in printed
+
+
+def test_serve_api_key_file_errors_and_help(tmp_path):
+    missing = tmp_path / "nokey.txt"
+    result = run("serve", "--api-key-file", missing, "--home", tmp_path / "home", ok=False)
+    assert result.exit_code == 1
+    assert f"--api-key-file {missing}: file not found" in result.output, result.output
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n")
+    result = run("serve", "--api-key-file", empty, "--home", tmp_path / "home", ok=False)
+    assert result.exit_code == 1 and f"--api-key-file {empty}: the file is empty" in result.output, result.output
+    result = run("serve", "--api-key", "k", "--api-key-file", empty, "--home", tmp_path / "home", ok=False)
+    assert result.exit_code == 1 and "give --api-key or --api-key-file, not both" in result.output, result.output
+    help_text = " ".join(run("serve", "--help").output.replace("│", " ").split())  # unwrapped from its box
+    for words in ("--api-key-file", "visible to other users in ps", "VISCOVER_API_KEY"):
+        assert words in help_text, help_text

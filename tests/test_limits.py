@@ -192,3 +192,34 @@ def test_a_streamed_body_over_the_limit_is_refused_while_it_streams_in(home):
     finally:
         app.state.jobs.close()
         engine.close()
+
+
+# ---- form fields: Starlette's own per-field limit ----------------------------------------------------------------
+def _field(size: int) -> bytes:
+    """A multipart body whose one part is a form field (no filename) of `size` bytes."""
+    return (b'--b0undary\r\nContent-Disposition: form-data; name="file"\r\n\r\n' + b"x" * size
+            + b"\r\n--b0undary--\r\n")
+
+
+@pytest.mark.parametrize("chunked", [True, False])
+def test_a_form_field_over_a_mebibyte_is_413_not_400_on_a_real_server(home, chunked):
+    """Starlette refuses a non-file form field over 1 MiB (it would sit in memory) with a 400 "Part exceeded
+    maximum size"; the body limit is far larger, so a big chunked upload sent as a field got that 400. Too large
+    is 413, whichever limit it hits, with what to do."""
+    import httpx
+
+    from live_server import LiveServer
+
+    body = _field(3 << 20)
+    with LiveServer(home, api_key=KEY) as server:
+        for path in ("/api/search", "/api/items/manifest"):
+            content = (body[i:i + 65536] for i in range(0, len(body), 65536)) if chunked else body
+            got = httpx.post(f"{server.base}{path}", content=content,
+                             headers={"X-API-Key": KEY, "Content-Type": "multipart/form-data; boundary=b0undary"},
+                             timeout=30)
+            _err(got, 413, "too_large", "form field over the limit of 1,048,576 bytes",
+                 "send files as file parts (with a filename)")
+        urlencoded = httpx.post(f"{server.base}/api/search", content=b"file=" + b"x" * (3 << 20),
+                                headers={"Content-Type": "application/x-www-form-urlencoded"}, timeout=30)
+        _err(urlencoded, 413, "too_large", "form field over the limit of 1,048,576 bytes")
+        assert server.app.state.jobs.all() == [] and _leftovers(home) == []

@@ -41,7 +41,10 @@ class Settings:
     ingest_threads: int = _s(8, "Threads reading, hashing and downloading images during ingest.")
     max_image_pixels: int = _s(80_000_000, "Refuse images with more pixels than this (decompression bombs).")
     max_image_bytes: int = _s(64 * 1024 * 1024, "Refuse image files or downloads larger than this many bytes.")
-    url_timeout: float = _s(20.0, "Seconds to wait for an image URL before giving up on it.")
+    url_timeout: float = _s(20.0, "Seconds an image URL download may take in all (every redirect and read); a "
+                                  "slower one is cut off.")
+    url_downloads: int = _s(4, "Image URLs the server downloads at once (search by URL); more are answered 503 at "
+                               "once, to retry later.")
     url_allow_hosts: str = _s("", "Comma-separated host names, IPs or CIDRs that image URLs may reach although they "
                                   "are not public (loopback, private, link-local); '*' allows all. Empty: public "
                                   "addresses only (SSRF guard).")

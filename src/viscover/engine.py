@@ -27,7 +27,7 @@ from viscover.config import Settings
 from viscover.embed import Embedder, load_embedder, resolve_model
 from viscover.errors import NotFoundError, Remedy
 from viscover.fsutil import HomeLock
-from viscover.imaging import CropBox
+from viscover.imaging import CropBox, download_async
 from viscover.index import VectorIndex
 from viscover.index.sync import IndexReport  # re-exported: `from viscover.engine import IndexReport` keeps working
 from viscover.paths import Home
@@ -156,10 +156,17 @@ class Engine:
     # ---- visual search (viscover.search) ----------------------------------------------------------------------
     def search_image(self, image: str | Path | bytes, *, crop: CropBox | None = None, k: int | None = None,
                      filters: Filters = Filters(), binary: bool = False, collapse: bool = True,
-                     model: str | None = None) -> list[SearchHit]:
-        """Search by an image file, URL or raw bytes, optionally by a crop box of it."""
+                     model: str | None = None, name: str = "uploaded image") -> list[SearchHit]:
+        """Search by an image file, URL or raw bytes (called `name` in messages), optionally by a crop box of it."""
         return self._search.search_image(image, crop=crop, k=k, filters=filters, binary=binary, collapse=collapse,
-                                         model=model)
+                                         model=model, name=name)
+
+    async def download_image(self, url: str) -> bytes:
+        """The bytes of an image URL within the settings' limits (max_image_bytes, the url_timeout deadline, the
+        url_allow_hosts guard), waited for without holding a thread: for async servers (then search the bytes)."""
+        s = self.settings
+        return await download_async(url, max_bytes=s.max_image_bytes, timeout=s.url_timeout,
+                                    url_allow_hosts=s.url_allow_hosts)
 
     def search_item(self, key: str, *, crop: CropBox | None = None, k: int | None = None,
                     filters: Filters = Filters(), binary: bool = False, collapse: bool = True,

@@ -11,6 +11,7 @@ out of themselves.
 from __future__ import annotations
 
 import os
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -22,6 +23,7 @@ from viscover.errors import BadManifestError, Remedy
 from viscover.imaging import is_url
 
 MANIFEST_SUFFIXES = TABLE_SUFFIXES
+MAX_KEY_LENGTH = 2000  # the longest id the API's ?item= takes; /api/items/{id} and DELETE take it too
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff", ".heic", ".heif", ".avif"}
 KNOWN_COLUMNS = {"path", "id", "boards", *ITEM_FIELDS}
 LABEL_PREFIX = "label."
@@ -91,6 +93,11 @@ def folder_source(root: Path, *, label_from_dirs: str | None = None, domain: str
                 yield Problem(str(f), f"symbolic link to {outside}, outside the folder {root}; copy the image "
                                       "into the folder, or list it in a manifest", Remedy("allow-image-root"))
                 continue
+            try:
+                check_key(rel)
+            except BadManifestError as e:
+                yield Problem(str(f), str(e))
+                continue
             labels = {label_from_dirs: f.parent.name if f.parent != root else None} if label_from_dirs else {}
             fields = {"domain": domain} if domain else {}
             yield SourceRow(where=str(f), location=str(f), key=rel, fields=fields, labels=labels,
@@ -99,6 +106,18 @@ def folder_source(root: Path, *, label_from_dirs: str | None = None, domain: str
     note = (f"no image files ({', '.join(sorted(IMAGE_SUFFIXES))}) in the folder or its sub-folders (hidden ones "
             "are skipped)")
     return Source(name=str(root), rows=rows(), total=len(files), empty_note=note)
+
+
+def check_key(key: str) -> None:
+    """Refuse an id the API could not address: control characters (a path parameter never matches a newline) or
+    more than MAX_KEY_LENGTH characters. Caught at ingest, the row is skipped with this reason."""
+    bad = next((ch for ch in key if unicodedata.category(ch) == "Cc" and ch != "\x00"), None)  # NUL: check_text
+    if bad is not None:
+        raise BadManifestError(f"id {key[:200]!r} contains a control character (U+{ord(bad):04X}); ids are used in "
+                               "URLs: give one without line breaks, tabs or other control characters")
+    if len(key) > MAX_KEY_LENGTH:
+        raise BadManifestError(f"id {key[:40]!r}... is {len(key):,} characters long, over the limit of "
+                               f"{MAX_KEY_LENGTH:,} (ids are used in URLs); give a shorter id")
 
 
 def _link_outside(f: Path, root: Path) -> str:
@@ -186,6 +205,7 @@ def _row(record: dict[str, Any], where: str, base: Path, domain: str | None, gua
         value = record["boards"]
         parts = value if isinstance(value, list) else (text(value) or "").split(";")
         boards = sorted({b for b in (text(p) for p in parts) if b})
+    check_key(key)
     for name, value in [("id", key), *fields.items(), *labels.items(), *(("boards", b) for b in boards or []),
                         *(("label task", task) for task in labels)]:
         check_text(name, value)

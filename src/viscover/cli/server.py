@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
+from viscover import BadRequestError
 from viscover.cli.common import DEFAULT_HOME, DbOpt, HomeOpt, handle_errors, open_engine
 
 commands = typer.Typer()
@@ -17,8 +19,12 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to listen on (0.0.0.0 for every interface).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     api_key: Annotated[Optional[str], typer.Option(help="Key that write requests must send in X-API-Key "
-                                                   "(default: the api_key setting, else a new random key, "
-                                                   "printed).")] = None,
+                                                   "(default: the api_key setting or VISCOVER_API_KEY, else a "
+                                                   "new random key, printed). A key given here is visible to "
+                                                   "other users in ps: prefer --api-key-file or "
+                                                   "VISCOVER_API_KEY.")] = None,
+    api_key_file: Annotated[Optional[Path], typer.Option(help="Read the write key from this file (its first "
+                                                         "line), keeping it out of the process list.")] = None,
     no_auth: Annotated[bool, typer.Option("--no-auth", help="Accept writes without a key (local use "
                                           "only).")] = False,
     detector: Annotated[Optional[str], typer.Option(help="Object detector ONNX file for shop-the-look "
@@ -35,6 +41,10 @@ def serve(
     from viscover.serve.run import options_from
     from viscover.serve.run import serve as run_server
 
+    if api_key_file is not None:
+        if api_key is not None:
+            raise BadRequestError("give --api-key or --api-key-file, not both")
+        api_key = read_key_file(api_key_file)
     engine = open_engine(home, db, detector=detector)
     options = options_from(engine.settings, api_key=api_key, no_auth=no_auth or None)
     shown = "localhost" if host in ("127.0.0.1", "0.0.0.0", "::") else host
@@ -49,3 +59,17 @@ def serve(
         run_server(engine, options, host=host, port=port, log_level=log_level)
     finally:
         engine.close()
+
+
+def read_key_file(path: Path) -> str:
+    """The key in the first line of `path`, without surrounding spaces or the newline `echo KEY > file` adds."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            key = f.readline().strip()
+    except FileNotFoundError:
+        raise BadRequestError(f"--api-key-file {path}: file not found; write the key into it first") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise BadRequestError(f"--api-key-file {path}: cannot read it ({getattr(e, 'strerror', None) or e})") from None
+    if not key:
+        raise BadRequestError(f"--api-key-file {path}: the file is empty; its first line must be the key")
+    return key

@@ -83,10 +83,10 @@ class SearchService:
     # ---- search ----------------------------------------------------------------------------------------------
     def search_image(self, image: str | Path | bytes, *, crop: CropBox | None = None, k: int | None = None,
                      filters: Filters = Filters(), binary: bool = False, collapse: bool = True,
-                     model: str | None = None) -> list[SearchHit]:
-        """Search by an image file, URL or raw bytes, optionally by a crop box of it."""
+                     model: str | None = None, name: str = "uploaded image") -> list[SearchHit]:
+        """Search by an image file, URL or raw bytes (called `name` in messages), optionally by a crop box of it."""
         index = self.vector_index(model)
-        query = index.encode(self.embed_one(image, crop, model))
+        query = index.encode(self.embed_one(image, crop, model, name=name))
         return self.search_query(index, query, k=k, filters=filters, binary=binary, collapse=collapse)
 
     def search_item(self, key: str, *, crop: CropBox | None = None, k: int | None = None,
@@ -131,10 +131,9 @@ class SearchService:
         return run_search(self.store, index, query, k=k, filters=filters, binary=binary, exclude=exclude,
                           collapse=collapse, dedup_threshold=self.settings.dedup_threshold)
 
-    def embed_one(self, image: str | Path | bytes, crop: CropBox | None = None, model: str | None = None,
-                  name: str = "uploaded image") -> np.ndarray:
-        """The raw model vector (1, dim) of an image file, URL or bytes (called `name` in errors), or of a crop box
-        of it."""
+    def embed_one(self, image: str | Path | bytes, crop: CropBox | None = None,
+                  model: str | None = None, *, name: str = "uploaded image") -> np.ndarray:
+        """The raw model vector (1, dim) of an image file, URL or bytes (called `name`), or of a crop box of it."""
         embedder = self.embedder(model)
         if isinstance(image, bytes):
             pixels = decode_pixels(image, embedder.spec, self.settings, name=name, crop=crop)

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import Annotated
 
 from fastapi import APIRouter, File, Query, Request, UploadFile
+from starlette.concurrency import run_in_threadpool
 
 from viscover import BadRequestError, CropBox, IndexCorruptError, NotFoundError, ViscoverError, parse_crop
 from viscover.serve import schemas as s
 from viscover.serve.hints import detail, redact_all
-from viscover.serve.deps import EngineDep, FiltersDep, TooLargeError, item_out, page
+from viscover.serve.deps import EngineDep, FiltersDep, TooLargeError, item_out, operations_thread, page
 
 router = APIRouter(prefix="/api")
 
@@ -27,24 +29,27 @@ MaxObjects = Annotated[int, Query(ge=1, le=20, description="Search at most this 
 
 
 @router.get("/health", response_model=s.Health, tags=["operations"])
-def health() -> dict:
-    """The process is up (liveness)."""
+async def health() -> dict:
+    """The process is up (liveness); answered on the event loop, so even while every request thread is busy."""
     return {"status": "ok"}
 
 
 @router.get("/ready", response_model=s.Ready, responses={503: {"model": s.Ready}}, tags=["operations"])
-def ready(engine: EngineDep, request: Request):
+async def ready(engine: EngineDep, request: Request):
     """The catalogue is indexed and searches can be answered (readiness); 503 with the reason otherwise."""
     from fastapi.responses import JSONResponse
 
-    body = {"ready": True, "items": engine.counts()["items"], "indexed": 0, "model": engine.settings.model,
-            "reason": None, "jobs_pending": request.app.state.jobs.pending()}
-    try:
-        body["indexed"] = len(engine.vector_index())
-    except (NotFoundError, IndexCorruptError) as e:
-        body.update(ready=False, reason=detail(e))
-        return JSONResponse(body, status_code=503)
-    return body
+    def check() -> dict:
+        body = {"ready": True, "items": engine.counts()["items"], "indexed": 0, "model": engine.settings.model,
+                "reason": None, "jobs_pending": request.app.state.jobs.pending()}
+        try:
+            body["indexed"] = len(engine.vector_index())
+        except (NotFoundError, IndexCorruptError) as e:
+            body.update(ready=False, reason=detail(e))
+        return body
+
+    body = await operations_thread(check)  # not a request thread: those may all be busy
+    return body if body["ready"] else JSONResponse(body, status_code=503)
 
 
 @router.get("/info", tags=["operations"])
@@ -113,25 +118,28 @@ def _hits(hits, query: dict, start: float) -> dict:
 
 
 @router.get("/search", response_model=s.SearchOut, responses=s.ERRORS, tags=["search"])
-def search(engine: EngineDep, filters: FiltersDep,
+async def search(request: Request, engine: EngineDep, filters: FiltersDep,
            item: Annotated[str | None, Query(description="Query by this item's image (\"more like this\").",
                                              max_length=2000)] = None,
            url: Annotated[str | None, Query(description="Query by the image at this http(s) URL.",
                                             max_length=4000)] = None,
            crop: Crop = None, k: K = 20, binary: Binary = False, collapse: Collapse = True) -> dict:
     """Visual search by a catalogue item or an image URL, optionally by a crop box of it. Upload an image with
-    POST /api/search instead."""
+    POST /api/search instead. An image URL is downloaded on the event loop (at most url_downloads at once, each
+    within url_timeout), then searched on a request thread like any other search."""
     start = time.perf_counter()
     if (item is None) == (url is None):
         raise BadRequestError("give exactly one query: item=ID or url=IMAGE_URL (or POST an image file)")
     box = _crop(crop)
     kwargs = dict(crop=box, k=k, filters=filters, binary=binary, collapse=collapse)
     if item is not None:
-        hits = engine.search_item(item, **kwargs)
+        hits = await run_in_threadpool(functools.partial(engine.search_item, item, **kwargs))
     else:
         if not url.lower().startswith(("http://", "https://")):
             raise BadRequestError(f"url {url!r}: only http:// and https:// image URLs can be searched")
-        hits = engine.search_image(url, **kwargs)
+        async with request.app.state.downloads.slot(retry_after=engine.settings.url_timeout):
+            data = await engine.download_image(url)
+        hits = await run_in_threadpool(functools.partial(engine.search_image, data, name=url, **kwargs))
     query = {"item": item} if item is not None else {"url": url}
     return _hits(hits, {**query, "crop": str(box) if box else None, "k": k, "binary": binary}, start)
 

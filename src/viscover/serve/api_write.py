@@ -15,10 +15,10 @@ from fastapi.responses import JSONResponse
 from viscover import BadRequestError, Engine, NotFoundError
 from viscover.serve import schemas as s
 from viscover.serve.hints import http_hint
-from viscover.serve.deps import EngineDep, TooLargeError, WriteAccess
+from viscover.serve.deps import EngineDep, KeyFirstRoute, TooLargeError, WriteAccess
 from viscover.serve.jobs import Job
 
-router = APIRouter(prefix="/api", tags=["writes"])
+router = APIRouter(prefix="/api", tags=["writes"], route_class=KeyFirstRoute)  # every route here needs the key
 MANIFEST_TYPES = (".csv", ".tsv", ".jsonl", ".parquet")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
 from dataclasses import dataclass
 from importlib import resources
@@ -20,7 +21,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from viscover import (BadImageError, BadManifestError, BadRequestError, ConfigError, Engine, IndexCorruptError,
                       ModelError, NotFoundError, UnavailableError, ViscoverError)
 from viscover.serve import api_read, api_write, media
-from viscover.serve.deps import AuthError, TooLargeError
+from viscover.serve.deps import AuthError, BusyError, TooLargeError, operations_thread
+from viscover.serve.downloads import DownloadSlots
 from viscover.serve.hints import detail
 from viscover.serve.jobs import JobQueue
 from viscover.serve.metrics import Metrics
@@ -29,7 +31,7 @@ log = logging.getLogger("viscover.serve")
 STATIC = Path(str(resources.files("viscover.serve") / "static"))
 
 # (status, error code) of each error a request can cause; anything else is a bug (500, logged with its trace)
-STATUS = [(TooLargeError, 413, "too_large"), (NotFoundError, 404, "not_found"),
+STATUS = [(TooLargeError, 413, "too_large"), (BusyError, 503, "busy"), (NotFoundError, 404, "not_found"),
           (BadImageError, 422, "bad_image"), (BadManifestError, 400, "bad_request"),
           (BadRequestError, 400, "bad_request"), (UnavailableError, 503, "unavailable"),
           (IndexCorruptError, 503, "unavailable"), (ModelError, 503, "unavailable"),
@@ -46,6 +48,7 @@ class ServeOptions:
     request_timeout: float = 60.0
     cors_origins: tuple[str, ...] = ()
     request_threads: int = 0  # requests handled at once (FastAPI's thread pool); 0: its default of 40
+    url_downloads: int = 4  # image URLs downloaded at once (search by URL); more are refused with 503
 
 
 def error(status: int, code: str, detail: str) -> JSONResponse:
@@ -69,6 +72,7 @@ def create_app(engine: Engine, options: ServeOptions) -> FastAPI:
                   description="Visual discovery over one catalogue: search by image, crop or item; related items; "
                               "objects in scenes; catalogue reads and (with an API key) writes.")
     app.state.engine, app.state.options, app.state.jobs = engine, options, JobQueue()
+    app.state.downloads = DownloadSlots(options.url_downloads)
     app.state.metrics = metrics = Metrics(lambda: _sizes(engine, app.state.jobs))
     _add_error_handlers(app)
     _add_middleware(app, options, metrics)
@@ -77,8 +81,8 @@ def create_app(engine: Engine, options: ServeOptions) -> FastAPI:
     app.include_router(media.router)
 
     @app.get("/metrics", include_in_schema=False)
-    def prometheus():
-        return metrics.render()
+    async def prometheus():
+        return await operations_thread(metrics.render)
 
     @app.get("/docs", include_in_schema=False)
     def docs():
@@ -102,7 +106,10 @@ def _add_error_handlers(app: FastAPI) -> None:
         if isinstance(exc, AuthError):
             return error(exc.status, "unauthorized" if exc.status == 401 else "forbidden", str(exc))
         status, code = next((s, c) for kind, s, c in STATUS if isinstance(exc, kind))  # ViscoverError comes last
-        return error(status, code, detail(exc))
+        response = error(status, code, detail(exc))
+        if isinstance(exc, BusyError):
+            response.headers["Retry-After"] = str(exc.retry_after)
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError):
@@ -115,6 +122,10 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):
+        field = _FIELD_TOO_LARGE.match(str(exc.detail)) if exc.status_code == 400 else None
+        if field:  # Starlette's own limit on a form field held in memory: too large, like any other
+            return error(413, "too_large", f"a form field over the limit of {int(field[1]) * 1024:,} bytes; send "
+                                           "files as file parts (with a filename), e.g. curl -F file=@photo.jpg")
         code = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}.get(exc.status_code, "bad_request")
         detail = exc.detail if exc.status_code != 404 else f"no such endpoint: {request.url.path} (see /docs)"
         return error(exc.status_code, code, str(detail))
@@ -123,6 +134,10 @@ def _add_error_handlers(app: FastAPI) -> None:
     async def bug(request: Request, exc: Exception):
         log.exception("internal error on %s %s", request.method, request.url.path)
         return error(500, "internal", "internal server error; the server log has the details")
+
+
+# Starlette's 400 for a non-file form field over its max_part_size (1 MiB): "Part exceeded maximum size of 1024KB."
+_FIELD_TOO_LARGE = re.compile(r"^(?:Part|Field) exceeded maximum size of (\d+)KB\.$")
 
 
 def _plain(errors: list[dict]) -> list[dict]:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import hmac
-from typing import Annotated, Any
+from typing import Annotated, Any, Callable, Coroutine, TypeVar
 
-from fastapi import Depends, Query, Request, Security
+from anyio import CapacityLimiter, to_thread
+from anyio.lowlevel import RunVar
+from fastapi import Depends, Query, Request, Response, Security
+from fastapi.routing import APIRoute
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from viscover import Engine, Filters, Item, ViscoverError
@@ -23,7 +26,15 @@ class TooLargeError(ViscoverError):
     """An upload over its size limit."""
 
 
-def engine_of(request: Request) -> Engine:
+class BusyError(ViscoverError):
+    """The server is doing as much of something as it allows at once; retry after `retry_after` seconds."""
+
+    def __init__(self, message: str, retry_after: int):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+async def engine_of(request: Request) -> Engine:  # async, as every dependency here: no thread to run it
     return request.app.state.engine
 
 
@@ -34,13 +45,24 @@ API_KEY = APIKeyHeader(name="X-API-Key", auto_error=False, description="The key 
 BEARER = HTTPBearer(auto_error=False, description="The same key as `Authorization: Bearer KEY`.")
 
 
-def require_key(request: Request, x_api_key: Annotated[str | None, Security(API_KEY)] = None,
-                bearer: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)] = None) -> None:
-    """Writes need the server's key in X-API-Key (or `Authorization: Bearer KEY`), unless started with --no-auth."""
+async def require_key(request: Request, x_api_key: Annotated[str | None, Security(API_KEY)] = None,
+                      bearer: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)] = None) -> None:
+    """Writes need the server's key in X-API-Key (or `Authorization: Bearer KEY`), unless started with --no-auth.
+    (The parameters document the two headers in the OpenAPI schema; `check_key` reads them.)"""
+    check_key(request)
+
+
+def _bearer(authorization: str | None) -> str | None:
+    scheme, _, credentials = (authorization or "").partition(" ")
+    return (credentials.strip() or None) if scheme.lower() == "bearer" else None
+
+
+def check_key(request: Request) -> None:
+    """AuthError unless the request carries the server's key (or the server was started with --no-auth)."""
     options = request.app.state.options
     if options.no_auth:
         return
-    given = x_api_key or (bearer.credentials if bearer else None)
+    given = request.headers.get("x-api-key") or _bearer(request.headers.get("authorization"))
     if not given:
         raise AuthError("this request changes the catalogue: send the server's API key in the X-API-Key header "
                         "(printed when `viscover serve` starts)", 401)
@@ -51,7 +73,21 @@ def require_key(request: Request, x_api_key: Annotated[str | None, Security(API_
 WriteAccess = Depends(require_key)
 
 
-def filters(label: Annotated[list[str] | None, Query(description="Only items with this label: TASK=LABEL or "
+class KeyFirstRoute(APIRoute):
+    """A route that checks the API key before FastAPI reads and validates the body: a client without the key
+    gets 401 (or 403) whatever it sent, never a 422 about a body it may not send at all."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def key_first(request: Request) -> Response:
+            check_key(request)
+            return await handler(request)
+
+        return key_first
+
+
+async def filters(label: Annotated[list[str] | None, Query(description="Only items with this label: TASK=LABEL or "
                                                     "TASK:LABEL (repeatable).", max_length=500)] = None,
             domain: Annotated[str | None, Query(description="Only items of this domain.", max_length=200)] = None,
             board: Annotated[str | None, Query(description="Only items on this board.", max_length=500)] = None,
@@ -62,6 +98,21 @@ def filters(label: Annotated[list[str] | None, Query(description="Only items wit
 
 
 FiltersDep = Annotated[Filters, Depends(filters)]
+
+
+T = TypeVar("T")
+_OPERATIONS: RunVar[CapacityLimiter] = RunVar("viscover_operations_threads")
+
+
+async def operations_thread(work: Callable[[], T]) -> T:
+    """Run a quick blocking check (readiness, metrics) on two threads of its own, not the request threads: a
+    monitor must get its answer even while every request thread is busy."""
+    try:
+        limiter = _OPERATIONS.get()
+    except LookupError:
+        limiter = CapacityLimiter(2)
+        _OPERATIONS.set(limiter)
+    return await to_thread.run_sync(work, limiter=limiter)
 
 
 def item_out(item: Item) -> dict[str, Any]:

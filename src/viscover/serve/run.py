@@ -19,6 +19,7 @@ def options_from(settings: Settings, *, api_key: str | None = None, no_auth: boo
                         max_body_bytes=max(settings.max_manifest_bytes, settings.max_image_bytes) + (1 << 20),
                         request_timeout=settings.request_timeout,
                         request_threads=settings.request_threads or 2 * (os.cpu_count() or 1),
+                        url_downloads=settings.url_downloads,
                         cors_origins=tuple(o.strip() for o in settings.cors_origins.split(",") if o.strip()))
 
 

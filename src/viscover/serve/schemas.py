@@ -127,7 +127,7 @@ class DeleteIn(BaseModel):
 class ErrorOut(BaseModel):
     detail: str = Field(description="What was wrong with the request and what to do.")
     error: str = Field(description="not_found, bad_request, bad_image, too_large, unauthorized, forbidden, "
-                                   "unavailable or timeout.")
+                                   "unavailable, busy or timeout.")
 
 
 class Health(BaseModel):
