@@ -9,8 +9,8 @@ from importlib import import_module
 from typing import TYPE_CHECKING
 
 from viscover.config import Settings
-from viscover.errors import (BadImageError, BadManifestError, BadRequestError, ConfigError, IndexCorruptError,
-                             ModelError, NotFoundError, Remedy, UnavailableError, ViscoverError)
+from viscover.errors import (BadImageError, BadManifestError, BadRequestError, ConfigError, DiskFullError,
+                             IndexCorruptError, ModelError, NotFoundError, Remedy, UnavailableError, ViscoverError)
 
 __version__ = "0.1.0"
 
@@ -43,8 +43,8 @@ _LAZY = {
 }
 
 __all__ = ["Settings", "ViscoverError", "ConfigError", "NotFoundError", "BadImageError", "BadManifestError",
-           "BadRequestError", "ModelError", "IndexCorruptError", "UnavailableError", "Remedy", "__version__",
-           *_LAZY]
+           "BadRequestError", "ModelError", "IndexCorruptError", "UnavailableError", "DiskFullError", "Remedy",
+           "__version__", *_LAZY]
 
 if TYPE_CHECKING:  # for type checkers and editors: the lazy names as ordinary imports
     from viscover.catalog.browse import BoardSummary  # noqa: F401

@@ -17,8 +17,8 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from viscover import (BadImageError, BadManifestError, BadRequestError, ConfigError, Engine, IndexCorruptError,
-                      ModelError, NotFoundError, UnavailableError, ViscoverError)
+from viscover import (BadImageError, BadManifestError, BadRequestError, ConfigError, DiskFullError, Engine,
+                      IndexCorruptError, ModelError, NotFoundError, UnavailableError, ViscoverError)
 from viscover.serve import api_read, api_write, media
 from viscover.serve.deps import AuthError, TooLargeError
 from viscover.serve.hints import detail
@@ -29,11 +29,13 @@ log = logging.getLogger("viscover.serve")
 STATIC = Path(str(resources.files("viscover.serve") / "static"))
 
 # (status, error code) of each error a request can cause; anything else is a bug (500, logged with its trace)
+# except an OSError of a full disk, which is a DiskFullError (507)
 STATUS = [(TooLargeError, 413, "too_large"), (NotFoundError, 404, "not_found"),
           (BadImageError, 422, "bad_image"), (BadManifestError, 400, "bad_request"),
           (BadRequestError, 400, "bad_request"), (UnavailableError, 503, "unavailable"),
           (IndexCorruptError, 503, "unavailable"), (ModelError, 503, "unavailable"),
-          (ConfigError, 503, "unavailable"), (ViscoverError, 400, "bad_request")]
+          (ConfigError, 503, "unavailable"), (DiskFullError, 507, "insufficient_storage"),
+          (ViscoverError, 400, "bad_request")]
 
 
 @dataclass(frozen=True)
@@ -121,6 +123,9 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def bug(request: Request, exc: Exception):
+        if (full := DiskFullError.from_os_error(exc)) is not None:  # a write of the server's own, e.g. an upload
+            log.error("no space left on the disk on %s %s: %s", request.method, request.url.path, exc)
+            return await user_error(request, full)
         log.exception("internal error on %s %s", request.method, request.url.path)
         return error(500, "internal", "internal server error; the server log has the details")
 

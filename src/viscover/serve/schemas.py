@@ -127,7 +127,7 @@ class DeleteIn(BaseModel):
 class ErrorOut(BaseModel):
     detail: str = Field(description="What was wrong with the request and what to do.")
     error: str = Field(description="not_found, bad_request, bad_image, too_large, unauthorized, forbidden, "
-                                   "unavailable or timeout.")
+                                   "unavailable, timeout or insufficient_storage (the server's disk is full).")
 
 
 class Health(BaseModel):
@@ -143,5 +143,5 @@ class Ready(BaseModel):
     jobs_pending: int
 
 
-ERRORS = {code: {"model": ErrorOut} for code in (400, 404, 413, 422, 503)}
-WRITE_ERRORS = {code: {"model": ErrorOut} for code in (400, 401, 403, 404, 413, 422, 503)}
+ERRORS = {code: {"model": ErrorOut} for code in (400, 404, 413, 422, 503, 507)}
+WRITE_ERRORS = {code: {"model": ErrorOut} for code in (400, 401, 403, 404, 413, 422, 503, 507)}
