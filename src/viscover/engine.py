@@ -167,6 +167,10 @@ class Engine:
         with self._write_lock.held():
             return self._search.index(model, rebuild=rebuild, progress=progress)
 
+    def unindexed(self, model: str | None = None) -> int:
+        """How many catalogue items the model's index lacks (e.g. left by a killed job): `index` adds them."""
+        return self._search.unindexed(model)
+
     def vector_index(self, model: str | None = None) -> VectorIndex:
         """The saved index of a model, loaded once and kept; reloaded when another process saved a newer one."""
         return self._search.vector_index(model)
@@ -265,7 +269,9 @@ class Engine:
 
     # ---- information ------------------------------------------------------------------------------------------
     def info(self) -> dict:
-        """Catalogue counts, stored embeddings per model and saved indexes."""
+        """Catalogue counts, stored embeddings per model, saved indexes and the items each lacks (`unindexed`: the
+        most any index lacks, all items when nothing is indexed yet)."""
+        models = self._search.describe()
         return {"home": str(self.home.root), "database": self.store.safe_url, **self.store.stats(),
-                "models": self._search.describe(),
+                "models": models, "unindexed": self._search.unindexed_anywhere(models),
                 "bad_image_examples": [f"{u}: {e}" for u, e in self.store.bad_images(5)]}

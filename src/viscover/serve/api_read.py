@@ -34,7 +34,8 @@ def health() -> dict:
 
 @router.get("/ready", response_model=s.Ready, responses={503: {"model": s.Ready}}, tags=["operations"])
 def ready(engine: EngineDep, request: Request):
-    """The catalogue is indexed and searches can be answered (readiness); 503 with the reason otherwise."""
+    """The catalogue is indexed and searches can be answered (readiness); 503 with the reason otherwise, also
+    while items a stopped server left unindexed are being indexed."""
     from fastapi.responses import JSONResponse
 
     body = {"ready": True, "items": engine.counts()["items"], "indexed": 0, "model": engine.settings.model,
@@ -43,8 +44,9 @@ def ready(engine: EngineDep, request: Request):
         body["indexed"] = len(engine.vector_index())
     except (NotFoundError, IndexCorruptError) as e:
         body.update(ready=False, reason=detail(e))
-        return JSONResponse(body, status_code=503)
-    return body
+    if (unfinished := request.app.state.unfinished.reason(engine)) is not None:
+        body.update(ready=False, reason=unfinished)
+    return body if body["ready"] else JSONResponse(body, status_code=503)
 
 
 @router.get("/info", tags=["operations"])

@@ -3,12 +3,10 @@ background jobs whose status and progress are at /api/jobs/{id}."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import shutil
-import uuid
 from pathlib import Path
-from typing import Annotated, Iterator
+from typing import Annotated
 
 from fastapi import APIRouter, File, Request, UploadFile
 from fastapi.responses import JSONResponse
@@ -18,6 +16,7 @@ from viscover.serve import schemas as s
 from viscover.serve.hints import http_hint
 from viscover.serve.deps import EngineDep, TooLargeError, WriteAccess
 from viscover.serve.jobs import Job
+from viscover.serve.uploads import upload_folder
 
 router = APIRouter(prefix="/api", tags=["writes"])
 MANIFEST_TYPES = (".csv", ".tsv", ".jsonl", ".parquet")
@@ -43,24 +42,11 @@ def _ingest_job(engine: Engine, manifest: Path):
     return work
 
 
-@contextlib.contextmanager
-def _upload_dir(engine: Engine, job_hint: str) -> Iterator[Path]:
-    """A new folder under the home's uploads for one job's files, removed again when saving them fails (an upload
-    over its limit, a full disk)."""
-    folder = engine.home.uploads / f"{job_hint}-{uuid.uuid4().hex[:12]}"
-    folder.mkdir(parents=True)
-    try:
-        yield folder
-    except BaseException:
-        shutil.rmtree(folder, ignore_errors=True)
-        raise
-
-
 @router.post("/items", status_code=202, response_model=s.JobAccepted, responses=s.WRITE_ERRORS,
              dependencies=[WriteAccess])
 def add_items(body: s.IngestIn, engine: EngineDep, request: Request):
     """Add or update items given as JSON manifest rows; embedding and indexing follow in the same job."""
-    with _upload_dir(engine, "json") as folder:
+    with upload_folder(engine.home.uploads, "json") as folder:
         manifest = folder / "items.jsonl"
         manifest.write_text("".join(json.dumps(row) + "\n" for row in body.items))
     return _submit(request, "ingest", _ingest_job(engine, manifest))
@@ -75,7 +61,7 @@ def upload_manifest(engine: EngineDep, request: Request,
     suffix = Path(file.filename or "").suffix.lower()
     if suffix not in MANIFEST_TYPES:
         raise BadRequestError(f"uploaded manifest {file.filename!r}: name it .csv, .tsv, .jsonl or .parquet")
-    with _upload_dir(engine, "manifest") as folder:
+    with upload_folder(engine.home.uploads, "manifest") as folder:
         manifest = _save_upload(file, folder / f"manifest{suffix}", engine.settings.max_manifest_bytes)
     return _submit(request, "ingest", _ingest_job(engine, manifest))
 

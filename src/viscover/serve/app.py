@@ -24,6 +24,7 @@ from viscover.serve.deps import AuthError, TooLargeError
 from viscover.serve.hints import detail
 from viscover.serve.jobs import JobQueue
 from viscover.serve.metrics import Metrics
+from viscover.serve.resume import Unfinished, resume
 
 log = logging.getLogger("viscover.serve")
 STATIC = Path(str(resources.files("viscover.serve") / "static"))
@@ -64,6 +65,7 @@ def create_app(engine: Engine, options: ServeOptions) -> FastAPI:
             import anyio.to_thread
 
             anyio.to_thread.current_default_thread_limiter().total_tokens = options.request_threads
+        app.state.unfinished = resume(engine, app.state.jobs)  # before any request: a killed job's work
         yield
         app.state.jobs.close()  # the job thread ends after the job it is running
 
@@ -71,6 +73,7 @@ def create_app(engine: Engine, options: ServeOptions) -> FastAPI:
                   description="Visual discovery over one catalogue: search by image, crop or item; related items; "
                               "objects in scenes; catalogue reads and (with an API key) writes.")
     app.state.engine, app.state.options, app.state.jobs = engine, options, JobQueue()
+    app.state.unfinished = Unfinished()  # what the start-up check finds (see lifespan)
     app.state.metrics = metrics = Metrics(lambda: _sizes(engine, app.state.jobs))
     _add_error_handlers(app)
     _add_middleware(app, options, metrics)
