@@ -130,6 +130,30 @@ def test_info_names_unindexed_items_and_what_to_run(indexed_home, tmp_path):
     assert "6 items not indexed yet: run `viscover index`" in runner.invoke(app, ["info", "--home", str(new)]).stdout
 
 
+def test_only_uploads_of_gone_servers_are_removed(tmp_path):
+    """Upload folders are named after their server process: a live one's (another server on the same home) is
+    kept, a dead one's removed, and so is one with this process's pid made before this process started (a killed
+    predecessor that had the same pid, as a server in a container often has)."""
+    from fastapi.testclient import TestClient
+
+    from viscover import Engine, Settings
+    from viscover.serve import ServeOptions, create_app
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    uploads = tmp_path / "home" / "uploads"
+    folders = {name: uploads / f"json-{pid}-0123456789ab" for name, pid in
+               [("live", os.getppid()), ("gone", gone.pid), ("predecessor", os.getpid())]}
+    long_ago = time.time() - 24 * 3600
+    for folder in folders.values():
+        folder.mkdir(parents=True)
+        os.utime(folder, (long_ago, long_ago))
+    engine = Engine(tmp_path / "home", Settings(workers=1))
+    with TestClient(create_app(engine, ServeOptions(api_key=KEY))):
+        assert {name for name, folder in folders.items() if folder.exists()} == {"live"}
+    engine.close()
+
+
 # ---- a real kill -9 of `viscover serve` mid-ingest ------------------------------------------------------------
 def _free_port() -> int:
     with socket.socket() as s:

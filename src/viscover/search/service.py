@@ -67,26 +67,26 @@ class SearchService:
     def unindexed(self, model: str | None = None) -> int:
         """How many catalogue items the model's index lacks (all when it has none or it is damaged): what `index`
         would add, e.g. items of a job killed half-way. Items whose image is known to be undecodable never count."""
+        wanted = self._indexable()
+        if len(wanted) == 0:  # an empty catalogue: no need to load the model
+            return 0
         try:
             index = self.vector_index(model)
         except (NotFoundError, IndexCorruptError):
-            index = None
-        return self._missing_from(index)
+            return len(wanted)
+        return int((~index.contains(wanted)).sum())
 
     def unindexed_anywhere(self, models: dict[str, dict]) -> int:
         """The most items any stored index lacks, from `describe()`'s models (every item when none is stored)."""
         if not models:
-            return self._missing_from(None)
+            return len(self._indexable())
         return max(m["unindexed"] for m in models.values())
 
-    def _missing_from(self, index: VectorIndex | None) -> int:
-        """Items with an image not known to be undecodable that `index` (None: no index) does not hold."""
+    def _indexable(self) -> np.ndarray:
+        """Ids of the items whose image is not known to be undecodable: those an index should hold."""
         item_ids, image_ids = self.store.item_images()
         decodable = np.array([i for i, _ in self.store.images_to_embed()], np.int64)
-        wanted = item_ids[np.isin(image_ids, decodable)]
-        if index is None or len(wanted) == 0:
-            return len(wanted)
-        return int((~index.contains(wanted)).sum())
+        return item_ids[np.isin(image_ids, decodable)]
 
     def describe(self) -> dict[str, dict]:
         """Per stored model: its embeddings (meta, images embedded), its saved index (or the index's error) and how
@@ -102,7 +102,8 @@ class SearchService:
                 entry["index"] = index.describe() if index else None
             except IndexCorruptError as e:
                 entry["index"] = {"error": str(e)}
-            entry["unindexed"] = self._missing_from(index)
+            wanted = self._indexable()
+            entry["unindexed"] = int((~index.contains(wanted)).sum()) if index is not None else len(wanted)
             out[folder.name] = entry
         return out
 
