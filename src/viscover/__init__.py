@@ -9,8 +9,8 @@ from importlib import import_module
 from typing import TYPE_CHECKING
 
 from viscover.config import Settings, save_settings
-from viscover.errors import (BadImageError, BadManifestError, BadRequestError, ConfigError, IndexCorruptError,
-                             ModelError, NotFoundError, Remedy, UnavailableError, ViscoverError)
+from viscover.errors import (BadImageError, BadManifestError, BadRequestError, ConfigError, DiskFullError,
+                             IndexCorruptError, ModelError, NotFoundError, Remedy, UnavailableError, ViscoverError)
 
 __version__ = "0.1.0"
 
@@ -43,7 +43,8 @@ _LAZY = {
 }
 
 __all__ = ["Settings", "save_settings", "ViscoverError", "ConfigError", "NotFoundError", "BadImageError",
-           "BadManifestError", "BadRequestError", "ModelError", "IndexCorruptError", "UnavailableError", "Remedy",
+           "BadManifestError", "BadRequestError", "ModelError", "IndexCorruptError", "UnavailableError",
+           "DiskFullError", "Remedy",
            "__version__", *_LAZY]
 
 if TYPE_CHECKING:  # for type checkers and editors: the lazy names as ordinary imports

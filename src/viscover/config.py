@@ -87,6 +87,8 @@ class Settings:
                                  "(measured in benchmarks/serve_load.py: 1.6x the throughput of FastAPI's 40 at "
                                  "16 concurrent searches on 2 cores).")
     request_timeout: float = _s(60.0, "Seconds a server request may take before it is answered with 503.")
+    resume_indexing: bool = _s(True, "On start, the server indexes (in a job) catalogue items not indexed yet, e.g. "
+                                     "left by a job killed half-way; /api/ready says 503 until they are.")
 
     @classmethod
     def names(cls) -> list[str]:

@@ -13,9 +13,10 @@ viscover.shop, viscover.related), which does the work.
 
 from __future__ import annotations
 
+import functools
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence, TypeVar
 
 import numpy as np
 
@@ -24,6 +25,7 @@ from viscover.catalog.ingest import IngestReport, ingest_path
 from viscover.catalog.records import Item
 from viscover.catalog.store import CatalogStore, Filters
 from viscover.config import Settings
+from viscover.diskspace import disk_full_as_error
 from viscover.embed import Embedder, load_embedder, resolve_model
 from viscover.errors import NotFoundError, Remedy
 from viscover.fsutil import HomeLock
@@ -43,6 +45,19 @@ if TYPE_CHECKING:  # heavy imports (numba, LightGBM, ONNX Runtime's detector) on
     from viscover.related import RelatedHit, RelatedItems, RelatedService
 
 __all__ = ["Engine", "IndexReport", "SceneObjects"]
+F = TypeVar("F", bound=Callable)
+
+
+def _writes(method: F) -> F:
+    """An Engine method that writes under the home: a full disk there raises DiskFullError naming the home (not
+    an OSError), whichever file the method was writing. (The store turns SQLite's own errors into it.)"""
+
+    @functools.wraps(method)
+    def wrapper(self: "Engine", *args, **kwargs):
+        with disk_full_as_error(self.home.root):
+            return method(self, *args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
 
 
 class Engine:
@@ -60,9 +75,10 @@ class Engine:
             raise NotFoundError(f"no catalogue at {self.home.root}", remedy=Remedy("create-home", path=str(home)))
         self.settings = settings or Settings.load(self.home.root)
         url = db or self.settings.db or self.home.db_url
-        if url.startswith("sqlite"):
-            self.home.root.mkdir(parents=True, exist_ok=True)
-        self.store = CatalogStore(url)
+        with disk_full_as_error(self.home.root):
+            if url.startswith("sqlite"):
+                self.home.root.mkdir(parents=True, exist_ok=True)
+            self.store = CatalogStore(url)
         self._cache_lock = threading.RLock()
         self._walk_lock = threading.Lock()
         self._write_lock = HomeLock(self.home.write_lock)
@@ -81,6 +97,7 @@ class Engine:
         self.close()
 
     # ---- catalogue (viscover.catalog) -------------------------------------------------------------------------
+    @_writes
     def ingest(self, source: str | Path, *, label_from_dirs: str | None = None, domain: str | None = None,
                board: str | None = None, image_roots: Sequence[str | Path] = (),
                progress: ProgressFactory = no_progress) -> IngestReport:
@@ -92,6 +109,7 @@ class Engine:
                                label_from_dirs=label_from_dirs, domain=domain, board=board, image_roots=roots,
                                progress=progress)
 
+    @_writes
     def remove(self, keys: list[str]) -> list[str]:
         """Delete items from the catalogue and from every saved index (no rebuild); return the unknown keys."""
         with self._write_lock.held():
@@ -130,6 +148,7 @@ class Engine:
         stored file still holds those bytes, never through a symbolic link."""
         return image_bytes(self.store, sha256, self.settings.max_image_bytes)
 
+    @_writes
     def thumbnail(self, sha256: str, size: int) -> Path:
         """A JPEG thumbnail (longest side `size`, one of THUMBNAIL_SIZES) of an item's image, made once, cached."""
         return thumbnail_file(self.store, sha256, size, self.home.thumbnails, self.settings)
@@ -143,11 +162,16 @@ class Engine:
                 self._embedders[name] = load_embedder(name, threads=self.settings.inference_threads)
             return self._embedders[name]
 
+    @_writes
     def index(self, model: str | None = None, *, rebuild: bool = False,
               progress: ProgressFactory = no_progress) -> IndexReport:
         """Embed every image without a vector for this model (resumable), then bring the index up to date."""
         with self._write_lock.held():
             return self._search.index(model, rebuild=rebuild, progress=progress)
+
+    def unindexed(self, model: str | None = None) -> int:
+        """How many catalogue items the model's index lacks (e.g. left by a killed job): `index` adds them."""
+        return self._search.unindexed(model)
 
     def vector_index(self, model: str | None = None) -> VectorIndex:
         """The saved index of a model, loaded once and kept; reloaded when another process saved a newer one."""
@@ -205,6 +229,7 @@ class Engine:
                                   name=f"item {key!r}", **options)
 
     # ---- related items (viscover.related) ---------------------------------------------------------------------
+    @_writes
     def related(self, keys: list[str], *, weights: list[float] | None = None, k: int | None = None,
                 domain: str | None = None, model: str | None = None, score_by: str = "blend") -> list["RelatedHit"]:
         """Items related to one item or a weighted set of items (e.g. a user's recent saves), best first.
@@ -212,18 +237,22 @@ class Engine:
         return self._related_items().related(keys, weights=weights, k=k, domain=domain, model=model,
                                              score_by=score_by)
 
+    @_writes
     def item_graph(self) -> "Bipartite":
         """The item-board graph, rebuilt (and saved under graph/) whenever the catalogue's items or boards changed."""
         return self._related_items().graph()
 
+    @_writes
     def related_service(self, model: str | None = None) -> "RelatedItems":
         """The related-items service over the current graph, the model's index (if any) and the ranker."""
         return self._related_items().related_items(model)
 
+    @_writes
     def ingest_engagement(self, log: str | Path) -> "EngagementReport":
         """Add impressions (query item, shown item, position, clicked, saved) from a CSV/JSONL/Parquet log."""
         return self._related_items().ingest_engagement(log)
 
+    @_writes
     def train_ranker(self, *, from_boards: bool = False, queries: int = 1000, seed: int = 0,
                      model: str | None = None, force: bool = False) -> dict:
         """Learn the related-items ranker from the engagement log (position-debiased), or, with `from_boards`,
@@ -252,7 +281,9 @@ class Engine:
 
     # ---- information ------------------------------------------------------------------------------------------
     def info(self) -> dict:
-        """Catalogue counts, stored embeddings per model and saved indexes."""
+        """Catalogue counts, stored embeddings per model, saved indexes and the items each lacks (`unindexed`: the
+        most any index lacks, all items when nothing is indexed yet)."""
+        models = self._search.describe()
         return {"home": str(self.home.root), "database": self.store.safe_url, **self.store.stats(),
-                "models": self._search.describe(),
+                "models": models, "unindexed": self._search.unindexed_anywhere(models),
                 "bad_image_examples": [f"{u}: {e}" for u, e in self.store.bad_images(5)]}

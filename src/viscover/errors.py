@@ -4,7 +4,9 @@ and each shell phrases it in its own terms (viscover.cli.hints, viscover.serve.h
 
 from __future__ import annotations
 
+import errno
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 
@@ -19,7 +21,8 @@ class Remedy:
     manifests read images from a folder), "image-url" (address images as items' image URLs give them),
     "train-ranker" (train the related-items ranker again), "ingest-engagement" (load an engagement log),
     "force-save" (save a ranker that lost to the heuristic), "set-detector" (configure an
-    object detector model)."""
+    object detector model), "free-space" (free some space on the disk holding `path`, then run the command or
+    request again)."""
 
     action: str
     model: str | None = None
@@ -77,3 +80,22 @@ class UnavailableError(ViscoverError):
 
 class IndexCorruptError(ViscoverError):
     """Index files are missing, truncated or fail their checksum; rebuild them from stored embeddings."""
+
+
+class DiskFullError(ViscoverError):
+    """A write failed because the disk is full or the quota used up (ENOSPC, EDQUOT, SQLite's "database or disk is
+    full"): what was saved before is kept, and the same command or request completes once space is freed. The
+    message names no path (the server shows it); the remedy carries the folder for local shells."""
+
+    def __init__(self, where: str | Path | None = None, *, quota: bool = False):
+        what = "disk quota exceeded" if quota else "no space left on the disk"
+        super().__init__(what, remedy=Remedy("free-space", path=str(where) if where else None))
+        self.quota = quota
+
+    @classmethod
+    def from_os_error(cls, error: BaseException, where: str | Path | None = None) -> "DiskFullError | None":
+        """The DiskFullError an OSError with ENOSPC or EDQUOT means (`where` defaults to the file it names), or
+        None for any other error."""
+        if not isinstance(error, OSError) or error.errno not in (errno.ENOSPC, errno.EDQUOT):
+            return None
+        return cls(where or error.filename, quota=error.errno == errno.EDQUOT)

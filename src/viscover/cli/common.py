@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Callable, Optional
 
 import typer
 
-from viscover import Settings, ViscoverError
+from viscover import DiskFullError, Settings, ViscoverError
 from viscover.cli.hints import with_hint
 
 if TYPE_CHECKING:
@@ -49,8 +49,9 @@ def show_report(data: dict, json_path: Path | None, show: Callable[[], None]) ->
 
 
 def handle_errors(fn: Callable) -> Callable:
-    """Show user-caused errors as one line with what to run (exit 1); an interrupt exits 130 keeping what was
-    committed."""
+    """Show user-caused errors as one line with what to run (exit 1), a full disk among them (the Engine names
+    the home; a file the command writes itself, e.g. a report, is named by the OSError); an interrupt exits 130
+    keeping what was committed."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -58,6 +59,10 @@ def handle_errors(fn: Callable) -> Callable:
             return fn(*args, **kwargs)
         except ViscoverError as e:
             fail(with_hint(e))
+        except OSError as e:
+            if (full := DiskFullError.from_os_error(e)) is None:
+                raise
+            fail(with_hint(full))
         except KeyboardInterrupt:
             fail("interrupted; everything finished so far is saved, run the command again to resume", 130)
 

@@ -24,6 +24,8 @@ def cli_hint(remedy: Remedy) -> str | None:
         "train-ranker": f"retrain with `viscover rank train` or delete {remedy.path}",
         "ingest-engagement": "ingest a log with `viscover engagement ingest LOG`",
         "force-save": "use --force to save it anyway",
+        "free-space": f"free some space on the disk holding {remedy.path or 'it'}, then run the command again "
+                      "(everything saved so far is kept)",
     }.get(remedy.action)
 
 

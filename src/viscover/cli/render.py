@@ -157,6 +157,13 @@ def print_info(data: dict) -> None:
                 f"index: {idx['items']} items, float {idx['float']}, binary {idx['binary']}, "
                 f"{idx['tombstones']} tombstones")
         console.print(f"model [bold]{key}[/]: {m['embedded_images']} images embedded, dim {m.get('dim')}; {desc}")
+        if m.get("unindexed"):
+            option = f" --model {m['model']}" if m.get("model") and len(data["models"]) > 1 else ""
+            console.print(f"  [yellow]{m['unindexed']} items not indexed yet: run `viscover index{option}`[/]",
+                          highlight=False, soft_wrap=True)
+    if not data["models"] and data.get("unindexed"):
+        console.print(f"[yellow]{data['unindexed']} items not indexed yet: run `viscover index`[/]", highlight=False,
+                      soft_wrap=True)
     for example in data.get("bad_image_examples", []):
         console.print(f"  undecodable: {example}", highlight=False)
 

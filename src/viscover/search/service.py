@@ -65,18 +65,46 @@ class SearchService:
                 index.save(folder)
                 self.indexes.keep(folder.name, index)  # swap in the updated copy
 
+    def unindexed(self, model: str | None = None) -> int:
+        """How many catalogue items the model's index lacks (all when it has none or it is damaged): what `index`
+        would add, e.g. items of a job killed half-way. Items whose image is known to be undecodable never count."""
+        wanted = self._indexable()
+        if len(wanted) == 0:  # an empty catalogue: no need to load the model
+            return 0
+        try:
+            index = self.vector_index(model)
+        except (NotFoundError, IndexCorruptError):
+            return len(wanted)
+        return int((~index.contains(wanted)).sum())
+
+    def unindexed_anywhere(self, models: dict[str, dict]) -> int:
+        """The most items any stored index lacks, from `describe()`'s models (every item when none is stored)."""
+        if not models:
+            return len(self._indexable())
+        return max(m["unindexed"] for m in models.values())
+
+    def _indexable(self) -> np.ndarray:
+        """Ids of the items whose image is not known to be undecodable: those an index should hold."""
+        item_ids, image_ids = self.store.item_images()
+        decodable = np.array([i for i, _ in self.store.images_to_embed()], np.int64)
+        return item_ids[np.isin(image_ids, decodable)]
+
     def describe(self) -> dict[str, dict]:
-        """Per stored model: its embeddings (meta, images embedded) and its saved index (or the index's error)."""
+        """Per stored model: its embeddings (meta, images embedded), its saved index (or the index's error) and how
+        many catalogue items that index lacks."""
         out = {}
         root = self.home.embeddings_root
         for folder in sorted(root.iterdir()) if root.is_dir() else []:
             vectors = EmbeddingStore(folder)
             entry = {**vectors.meta(), "embedded_images": int(len(vectors.ids()))}
+            index = None
             try:
                 index = load_index(self.home.index(folder.name), self.settings)
                 entry["index"] = index.describe() if index else None
             except IndexCorruptError as e:
                 entry["index"] = {"error": str(e)}
+            wanted = self._indexable()
+            entry["unindexed"] = int((~index.contains(wanted)).sum()) if index is not None else len(wanted)
             out[folder.name] = entry
         return out
 

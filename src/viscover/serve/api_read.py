@@ -36,7 +36,8 @@ async def health() -> dict:
 
 @router.get("/ready", response_model=s.Ready, responses={503: {"model": s.Ready}}, tags=["operations"])
 async def ready(engine: EngineDep, request: Request):
-    """The catalogue is indexed and searches can be answered (readiness); 503 with the reason otherwise."""
+    """The catalogue is indexed and searches can be answered (readiness); 503 with the reason otherwise, also
+    while items a stopped server left unindexed are being indexed."""
     from fastapi.responses import JSONResponse
 
     def check() -> dict:
@@ -46,6 +47,8 @@ async def ready(engine: EngineDep, request: Request):
             body["indexed"] = len(engine.vector_index())
         except (NotFoundError, IndexCorruptError) as e:
             body.update(ready=False, reason=detail(e))
+        if (unfinished := request.app.state.unfinished.reason(engine)) is not None:
+            body.update(ready=False, reason=unfinished)
         return body
 
     body = await operations_thread(check)  # not a request thread: those may all be busy

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import uuid
 from pathlib import Path
 from typing import Annotated
 
@@ -17,6 +16,7 @@ from viscover.serve import schemas as s
 from viscover.serve.hints import http_hint
 from viscover.serve.deps import EngineDep, KeyFirstRoute, TooLargeError, WriteAccess
 from viscover.serve.jobs import Job
+from viscover.serve.uploads import upload_folder
 
 router = APIRouter(prefix="/api", tags=["writes"], route_class=KeyFirstRoute)  # every route here needs the key
 MANIFEST_TYPES = (".csv", ".tsv", ".jsonl", ".parquet")
@@ -42,19 +42,13 @@ def _ingest_job(engine: Engine, manifest: Path):
     return work
 
 
-def _upload_dir(engine: Engine, job_hint: str) -> Path:
-    folder = engine.home.uploads / f"{job_hint}-{uuid.uuid4().hex[:12]}"
-    folder.mkdir(parents=True)
-    return folder
-
-
 @router.post("/items", status_code=202, response_model=s.JobAccepted, responses=s.WRITE_ERRORS,
              dependencies=[WriteAccess])
 def add_items(body: s.IngestIn, engine: EngineDep, request: Request):
     """Add or update items given as JSON manifest rows; embedding and indexing follow in the same job."""
-    folder = _upload_dir(engine, "json")
-    manifest = folder / "items.jsonl"
-    manifest.write_text("".join(json.dumps(row) + "\n" for row in body.items))
+    with upload_folder(engine.home.uploads, "json") as folder:
+        manifest = folder / "items.jsonl"
+        manifest.write_text("".join(json.dumps(row) + "\n" for row in body.items))
     return _submit(request, "ingest", _ingest_job(engine, manifest))
 
 
@@ -67,21 +61,18 @@ def upload_manifest(engine: EngineDep, request: Request,
     suffix = Path(file.filename or "").suffix.lower()
     if suffix not in MANIFEST_TYPES:
         raise BadRequestError(f"uploaded manifest {file.filename!r}: name it .csv, .tsv, .jsonl or .parquet")
-    manifest = _save_upload(file, _upload_dir(engine, "manifest") / f"manifest{suffix}",
-                            engine.settings.max_manifest_bytes)
+    with upload_folder(engine.home.uploads, "manifest") as folder:
+        manifest = _save_upload(file, folder / f"manifest{suffix}", engine.settings.max_manifest_bytes)
     return _submit(request, "ingest", _ingest_job(engine, manifest))
 
 
 def _save_upload(file: UploadFile, path: Path, limit: int) -> Path:
-    """Stream an upload to `path` (never the whole file in memory); over `limit` bytes, remove its folder and
-    refuse it."""
+    """Stream an upload to `path` (never the whole file in memory); refuse it over `limit` bytes."""
     size = 0
     with open(path, "wb") as out:
         while chunk := file.file.read(1 << 20):
             size += len(chunk)
             if size > limit:
-                out.close()
-                shutil.rmtree(path.parent, ignore_errors=True)
                 raise TooLargeError(f"uploaded manifest {file.filename!r} is over the limit of {limit:,} bytes "
                                     "(max_manifest_bytes)")
             out.write(chunk)

@@ -18,24 +18,27 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from viscover import (BadImageError, BadManifestError, BadRequestError, ConfigError, Engine, IndexCorruptError,
-                      ModelError, NotFoundError, UnavailableError, ViscoverError)
+from viscover import (BadImageError, BadManifestError, BadRequestError, ConfigError, DiskFullError, Engine,
+                      IndexCorruptError, ModelError, NotFoundError, UnavailableError, ViscoverError)
 from viscover.serve import api_read, api_write, media
 from viscover.serve.deps import AuthError, BusyError, TooLargeError, operations_thread
 from viscover.serve.downloads import DownloadSlots
 from viscover.serve.hints import detail
 from viscover.serve.jobs import JobQueue
 from viscover.serve.metrics import Metrics
+from viscover.serve.resume import Unfinished, resume
 
 log = logging.getLogger("viscover.serve")
 STATIC = Path(str(resources.files("viscover.serve") / "static"))
 
 # (status, error code) of each error a request can cause; anything else is a bug (500, logged with its trace)
+# except an OSError of a full disk, which is a DiskFullError (507)
 STATUS = [(TooLargeError, 413, "too_large"), (BusyError, 503, "busy"), (NotFoundError, 404, "not_found"),
           (BadImageError, 422, "bad_image"), (BadManifestError, 400, "bad_request"),
           (BadRequestError, 400, "bad_request"), (UnavailableError, 503, "unavailable"),
           (IndexCorruptError, 503, "unavailable"), (ModelError, 503, "unavailable"),
-          (ConfigError, 503, "unavailable"), (ViscoverError, 400, "bad_request")]
+          (ConfigError, 503, "unavailable"), (DiskFullError, 507, "insufficient_storage"),
+          (ViscoverError, 400, "bad_request")]
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,7 @@ def create_app(engine: Engine, options: ServeOptions) -> FastAPI:
             import anyio.to_thread
 
             anyio.to_thread.current_default_thread_limiter().total_tokens = options.request_threads
+        app.state.unfinished = resume(engine, app.state.jobs)  # before any request: a killed job's work
         yield
         app.state.jobs.close()  # the job thread ends after the job it is running
 
@@ -73,6 +77,7 @@ def create_app(engine: Engine, options: ServeOptions) -> FastAPI:
                               "objects in scenes; catalogue reads and (with an API key) writes.")
     app.state.engine, app.state.options, app.state.jobs = engine, options, JobQueue()
     app.state.downloads = DownloadSlots(options.url_downloads)
+    app.state.unfinished = Unfinished()  # what the start-up check finds (see lifespan)
     app.state.metrics = metrics = Metrics(lambda: _sizes(engine, app.state.jobs))
     _add_error_handlers(app)
     _add_middleware(app, options, metrics)
@@ -132,6 +137,9 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def bug(request: Request, exc: Exception):
+        if (full := DiskFullError.from_os_error(exc)) is not None:  # a write of the server's own, e.g. an upload
+            log.error("no space left on the disk on %s %s: %s", request.method, request.url.path, exc)
+            return await user_error(request, full)
         log.exception("internal error on %s %s", request.method, request.url.path)
         return error(500, "internal", "internal server error; the server log has the details")
 

@@ -27,6 +27,7 @@ def http_hint(remedy: Remedy) -> str | None:
         "list-boards": "list boards with GET /api/boards",
         "image-url": "use an item's image_url",
         "train-ranker": "retrain the ranker with `viscover rank train` on the server",
+        "free-space": "the server's operator must free some space on it, then retry",
     }.get(remedy.action)
 
 

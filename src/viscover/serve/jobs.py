@@ -16,7 +16,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
-from viscover import Advance, ViscoverError
+from viscover import Advance, DiskFullError, ViscoverError
 from viscover.serve.hints import detail, redact_all
 
 log = logging.getLogger("viscover.serve")
@@ -98,8 +98,11 @@ class JobQueue:
                 job.state = "done"
             except ViscoverError as e:
                 job.state, job.error = "failed", detail(e)
-            except Exception as e:  # a bug: keep serving, say what happened
-                log.error("job %s (%s) failed:\n%s", job.id, job.kind, traceback.format_exc())
-                job.state, job.error = "failed", f"internal error ({type(e).__name__}); see the server log"
+            except Exception as e:  # a full disk, else a bug: keep serving, say what happened
+                if (full := DiskFullError.from_os_error(e)) is not None:
+                    job.state, job.error = "failed", detail(full)
+                else:
+                    log.error("job %s (%s) failed:\n%s", job.id, job.kind, traceback.format_exc())
+                    job.state, job.error = "failed", f"internal error ({type(e).__name__}); see the server log"
             finally:
                 job.finished = time.time()

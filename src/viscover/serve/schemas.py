@@ -127,7 +127,8 @@ class DeleteIn(BaseModel):
 class ErrorOut(BaseModel):
     detail: str = Field(description="What was wrong with the request and what to do.")
     error: str = Field(description="not_found, bad_request, bad_image, too_large, unauthorized, forbidden, "
-                                   "unavailable, busy or timeout.")
+                                   "unavailable, busy, timeout or insufficient_storage (the server's disk is "
+                                   "full).")
 
 
 class Health(BaseModel):
@@ -143,5 +144,5 @@ class Ready(BaseModel):
     jobs_pending: int
 
 
-ERRORS = {code: {"model": ErrorOut} for code in (400, 404, 413, 422, 503)}
-WRITE_ERRORS = {code: {"model": ErrorOut} for code in (400, 401, 403, 404, 413, 422, 503)}
+ERRORS = {code: {"model": ErrorOut} for code in (400, 404, 413, 422, 503, 507)}
+WRITE_ERRORS = {code: {"model": ErrorOut} for code in (400, 401, 403, 404, 413, 422, 503, 507)}

@@ -3,6 +3,7 @@ each job is in a module of functions over a connection (writes, reads, arrays, e
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -16,6 +17,7 @@ from viscover.catalog.store import arrays, events, reads, writes
 from viscover.catalog.store.reads import Filters
 from viscover.catalog.store.sql import ids_by_key, items_by_ids
 from viscover.catalog.store.writes import UpsertCounts
+from viscover.diskspace import disk_full
 from viscover.errors import ConfigError, NotFoundError, Remedy
 
 
@@ -29,6 +31,8 @@ class CatalogStore:
             raise ConfigError(f"database URL {url!r}: {e}") from None
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
+            if self.engine.url.database not in (None, "", ":memory:"):
+                event.listen(self.engine, "handle_error", _full_disk_of(Path(self.engine.url.database).parent))
         try:
             t.metadata.create_all(self.engine)
         except OperationalError as e:
@@ -201,6 +205,18 @@ class CatalogStore:
         """(item id, user) of every click or save by a known user: the item-user engagement graph's edges."""
         with self.engine.connect() as conn:
             return events.engaged_users(conn)
+
+
+def _full_disk_of(folder: Path):
+    """A handle_error listener: SQLite failing for want of space in `folder` raises DiskFullError (every query,
+    opening included), instead of "database or disk is full" or "disk I/O error"."""
+
+    def handle(context) -> None:
+        full = disk_full(context.original_exception, folder)
+        if full is not None:
+            raise full from None
+
+    return handle
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
