@@ -119,8 +119,10 @@ def _hit(h) -> dict:
     return {**item_out(h.item), "score": float(h.score), "duplicates": [d.key for d in h.duplicates]}
 
 
-def _hits(engine, hits, query: dict, start: float) -> dict:
-    weak = bool(hits) and float(hits[0].score) < engine.settings.weak_match_score
+def _hits(engine, hits, query: dict, start: float, *, by_image: bool) -> dict:
+    """A search answer; a query image (upload or URL) whose best hit scores below weak_match_score is flagged
+    weak_match (the threshold was measured on query photos, not on "more like this" of catalogue items)."""
+    weak = by_image and bool(hits) and float(hits[0].score) < engine.settings.weak_match_score
     return {"query": query, "took_ms": _ms(start), "weak_match": weak,
             "results": [_hit(h) for h in hits]}
 
@@ -146,7 +148,8 @@ def search(engine: EngineDep, filters: FiltersDep,
             raise BadRequestError(f"url {url!r}: only http:// and https:// image URLs can be searched")
         hits = engine.search_image(url, **kwargs)
     query = {"item": item} if item is not None else {"url": url}
-    return _hits(engine, hits, {**query, "crop": str(box) if box else None, "k": k, "binary": binary}, start)
+    return _hits(engine, hits, {**query, "crop": str(box) if box else None, "k": k, "binary": binary}, start,
+                 by_image=item is None)
 
 
 def read_upload(file: UploadFile, limit: int, what: str = "image") -> bytes:
@@ -169,7 +172,7 @@ def search_upload(engine: EngineDep, filters: FiltersDep,
     box = _crop(crop)
     hits = engine.search_image(data, crop=box, k=k, filters=filters, binary=binary, collapse=collapse)
     return _hits(engine, hits, {"upload": file.filename, "bytes": len(data), "crop": str(box) if box else None, "k": k,
-                        "binary": binary}, start)
+                        "binary": binary}, start, by_image=True)
 
 
 @router.get("/related", response_model=s.RelatedList, responses=s.ERRORS, tags=["related"])

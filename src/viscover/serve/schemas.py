@@ -62,8 +62,9 @@ class BoardItems(ItemPage):
 class SearchOut(BaseModel):
     query: dict[str, Any]
     results: list[HitOut]
-    weak_match: bool = Field(False, description="The best score is below the weak_match_score setting: nothing "
-                                                "searched is close to the query; these are only the nearest.")
+    weak_match: bool = Field(False, description="A query image (upload or URL) whose best score is below the "
+                                                "weak_match_score setting: nothing searched is close to it; these "
+                                                "are only the nearest.")
     took_ms: float
 
 
