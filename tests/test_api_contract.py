@@ -30,7 +30,8 @@ def app(indexed_home, tmp_path_factory):
     engine.close()
 
 
-OPERATIONS = ["GET /api/health", "GET /api/ready", "GET /api/info", "GET /api/items", "GET /api/items/{item_id}",
+OPERATIONS = ["GET /api/health", "GET /api/ready", "GET /api/info", "GET /api/items", "GET /api/facets",
+              "GET /api/items/{item_id}",
               "GET /api/boards", "GET /api/boards/{name}", "GET /api/search", "POST /api/search", "GET /api/related",
               "GET /api/detect", "POST /api/detect", "GET /api/shop", "POST /api/shop", "POST /api/items",
               "POST /api/items/manifest", "POST /api/items/delete", "DELETE /api/items/{item_id}", "GET /api/jobs",
@@ -40,8 +41,9 @@ OPERATIONS = ["GET /api/health", "GET /api/ready", "GET /api/info", "GET /api/it
 EXAMPLES = {"positive": 25, "negative": 10}  # invalid requests cost more to generate; 10 keep the file quick
 # every request to these is valid (no body, no parameter but free-form strings in the path, and the key is always
 # sent): there is no invalid request to make (hypothesis would raise Unsatisfiable), so they only get valid ones
-ANY_REQUEST_VALID = {"GET /api/health", "GET /api/ready", "GET /api/info", "GET /api/items/{item_id}",
-                     "DELETE /api/items/{item_id}", "GET /api/jobs", "GET /api/jobs/{job_id}", "GET /images/{sha256}"}
+ANY_REQUEST_VALID = {"GET /api/health", "GET /api/ready", "GET /api/info", "GET /api/facets",
+                     "GET /api/items/{item_id}", "DELETE /api/items/{item_id}", "GET /api/jobs",
+                     "GET /api/jobs/{job_id}", "GET /images/{sha256}"}
 CASES = [(op, mode) for op in OPERATIONS for mode in ("positive", "negative")
          if mode == "positive" or op not in ANY_REQUEST_VALID]
 

@@ -63,6 +63,10 @@ class Settings:
                                        "exactly; larger filters pass a FAISS ID selector to the index search.")
     dedup_threshold: float = _s(0.05, "Collapse results whose cosine distance to a better result is below this "
                                 "(calibrated by benchmarks/dedup_calibration.py).")
+    weak_match_score: float = _s(0.40, "A search by an image whose best score is below this is flagged as a weak "
+                                       "match (nothing in the catalogue is close). Measured by "
+                                       "benchmarks/weak_match.py: new photos of catalogued products scored "
+                                       "0.44-0.95 (1st-99th percentile), photos unlike the catalogue 0.24-0.38.")
     default_k: int = _s(10, "Results returned by search when k is not given.")
     pixie_steps: int = _s(100_000, "Pixie random-walk step budget N per related-items query.")
     pixie_alpha: float = _s(0.5, "Pixie restart probability after each visit.")

@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Callable, Sequence, TypeVar
 
 import numpy as np
 
-from viscover.catalog.browse import BoardSummary, board_page, boards_page, image_bytes, item_image, thumbnail_file
+from viscover.catalog.browse import (BoardSummary, Facets, board_page, boards_page, facets, image_bytes, item_image,
+                                    items_page, thumbnail_file)
 from viscover.catalog.ingest import IngestReport, ingest_path
 from viscover.catalog.records import Item
 from viscover.catalog.store import CatalogStore, Filters
@@ -125,14 +126,20 @@ class Engine:
         """One item by its id; NotFoundError names an unknown id."""
         return self.store.item(key)
 
-    def items(self, filters: Filters = Filters(), *, offset: int = 0, limit: int = 50) -> tuple[list[Item], int]:
-        """One page of items (catalogue order) matching `filters`, and how many match in all; NotFoundError for a
-        filter no item can match (an unknown board, task or label)."""
+    def items(self, filters: Filters = Filters(), *, offset: int = 0, limit: int = 50, order: str = "ingest",
+              seed: int = 0) -> tuple[list[Item], int]:
+        """One page of items matching `filters`, and how many match in all: in catalogue order, or with
+        order="mixed" shuffled by `seed` (the same order on every page of one seed); NotFoundError for a filter no
+        item can match (an unknown board, task or label)."""
         self.store.check_filters(filters)
-        return self.store.page_items(filters, offset, limit)
+        return items_page(self.store, filters, offset, limit, order, seed)
+
+    def facets(self) -> Facets:
+        """What the catalogue can be filtered by: domains, labels per task and boards, with their item counts."""
+        return facets(self.store)
 
     def boards(self, *, offset: int = 0, limit: int = 50) -> tuple[list[BoardSummary], int]:
-        """One page of boards by name (size and cover item), and the number of boards."""
+        """One page of boards in natural order of names (size and cover item), and the number of boards."""
         return boards_page(self.store, offset, limit)
 
     def board_items(self, name: str, *, offset: int = 0, limit: int = 50) -> tuple[list[Item], int]:

@@ -9,6 +9,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
+from viscover.catalog.natural import natural_key
 from viscover.catalog.records import Item
 from viscover.catalog.store import CatalogStore, Filters
 from viscover.config import Settings
@@ -29,8 +32,49 @@ class BoardSummary:
     cover: Item | None
 
 
+ORDERS = ("ingest", "mixed")  # the orders items_page knows
+
+
+@dataclass(frozen=True)
+class Facets:
+    """What the catalogue can be filtered by, with the number of items of each value, names in natural order."""
+
+    total: int
+    domains: dict[str, int]
+    labels: dict[str, dict[str, int]]  # task -> label -> items
+    boards: dict[str, int]
+
+    def to_dict(self) -> dict:
+        return {"total": self.total, "domains": self.domains, "labels": self.labels, "boards": self.boards}
+
+
+def items_page(store: CatalogStore, filters: Filters, offset: int, limit: int, order: str = "ingest",
+               seed: int = 0) -> tuple[list[Item], int]:
+    """One page of the items matching `filters` and how many match. "ingest" is catalogue order; "mixed" is a
+    shuffle by `seed`, the same for every page of one seed, so that a grid of a catalogue ingested product by
+    product does not open on a screen of one product."""
+    if order == "ingest":
+        return store.page_items(filters, offset, limit)
+    if order != "mixed":
+        raise BadRequestError(f"order {order!r}: choose one of {', '.join(ORDERS)}")
+    ids = store.filter_item_ids(filters)
+    shuffled = ids[np.random.default_rng(seed).permutation(len(ids))]
+    page = [int(i) for i in shuffled[offset:offset + limit]]
+    found = store.items_by_ids(page)
+    return [found[i] for i in page if i in found], len(ids)
+
+
+def facets(store: CatalogStore) -> Facets:
+    """Domains, labels per task and boards with their item counts, each in natural order of names."""
+    domains, labels = store.facet_counts()
+    ordered = lambda counts: dict(sorted(counts.items(), key=lambda kv: natural_key(kv[0])))  # noqa: E731
+    boards = {name: size for name, size, _ in store.board_sizes()}
+    return Facets(total=store.stats()["items"], domains=ordered(domains),
+                  labels={task: ordered(values) for task, values in sorted(labels.items())}, boards=boards)
+
+
 def boards_page(store: CatalogStore, offset: int, limit: int) -> tuple[list[BoardSummary], int]:
-    """One page of boards by name, and the number of boards."""
+    """One page of boards in natural order of names ("sender-2" before "sender-10"), and the number of boards."""
     rows, total = store.page_boards(offset, limit)
     covers = store.items_by_ids([first for _, _, first in rows])
     return [BoardSummary(name, size, covers.get(first)) for name, size, first in rows], total

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from viscover.candidates.neighbours import NodeVectorIndex, VisualNeighbours
+from viscover.candidates.visual import VisualCandidates
 from viscover.catalog.store import CatalogStore
 from viscover.config import Settings
 from viscover.errors import BadRequestError, NotFoundError
@@ -35,6 +36,18 @@ class RelatedHit:
     item: "Item"
     score: float
     explanation: dict
+    query_on_boards: bool = True  # False for a cold query: none of its items is on a board
+
+    @property
+    def sources(self) -> list[str]:
+        """The generators that proposed this item ("pixie", "co-occurrence", "visual")."""
+        return list(self.explanation.get("sources", []))
+
+    @property
+    def by_looks_only(self) -> bool:
+        """Found by looks alone, as "more like this" would find it: the query is on no board (its walks start from
+        its look-alikes), or only the visual generator proposed this item."""
+        return not self.query_on_boards or self.sources == [VisualCandidates.name]
 
     def to_dict(self, explain: bool = False) -> dict:
         """The item's JSON with its score (6 places), and the explanation when asked."""
@@ -121,7 +134,8 @@ class RelatedService:
         with self._walk_lock:
             result = service.related(nodes, weights, k=k, want_domain=want, score_by=score_by)
         found = self.store.items_by_ids(graph.left_ids[result.nodes].tolist())
-        return [RelatedHit(item=found[int(graph.left_ids[n])], score=float(score), explanation=result.explain(i))
+        return [RelatedHit(item=found[int(graph.left_ids[n])], score=float(score), explanation=result.explain(i),
+                           query_on_boards=not result.cold)
                 for i, (n, score) in enumerate(zip(result.nodes, result.scores)) if int(graph.left_ids[n]) in found]
 
     # ---- engagement and the learned ranker ----------------------------------------------------------------------

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import time
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, File, Query, Request, UploadFile
 from starlette.concurrency import run_in_threadpool
@@ -72,12 +72,24 @@ def info(engine: EngineDep, request: Request) -> dict:
     return redact_all(data)  # e.g. a damaged index's error names its file
 
 
+Order = Annotated[Literal["ingest", "mixed"], Query(description="ingest: catalogue order; mixed: shuffled by "
+                                                  "`seed`, the same order on every page of one seed.")]
+Seed = Annotated[int, Query(ge=0, le=2**32 - 1, description="The shuffle of order=mixed.")]
+
+
 @router.get("/items", response_model=s.ItemPage, responses=s.ERRORS, tags=["catalogue"])
-def list_items(engine: EngineDep, filters: FiltersDep, offset: Offset = 0, limit: Limit = 50) -> dict:
-    """Page through the catalogue (in ingest order), optionally filtered by label, domain, board or text in the
-    id or title (q)."""
-    items, total = engine.items(filters, offset=offset, limit=limit)
+def list_items(engine: EngineDep, filters: FiltersDep, offset: Offset = 0, limit: Limit = 50,
+               order: Order = "ingest", seed: Seed = 0) -> dict:
+    """Page through the catalogue (in ingest order, or mixed), optionally filtered by label, domain, board or text
+    in the id or title (q)."""
+    items, total = engine.items(filters, offset=offset, limit=limit, order=order, seed=seed)
     return {"items": [item_out(i) for i in items], **page(total, offset, len(items))}
+
+
+@router.get("/facets", response_model=s.FacetsOut, responses=s.ERRORS, tags=["catalogue"])
+def facets(engine: EngineDep) -> dict:
+    """What /api/items and /api/search can be filtered by (domain, label TASK=LABEL, board), with item counts."""
+    return engine.facets().to_dict()
 
 
 @router.get("/items/{item_id:path}", response_model=s.ItemOut, responses=s.ERRORS, tags=["catalogue"])
@@ -88,7 +100,8 @@ def get_item(item_id: str, engine: EngineDep) -> dict:
 
 @router.get("/boards", response_model=s.BoardPage, responses=s.ERRORS, tags=["catalogue"])
 def list_boards(engine: EngineDep, offset: Offset = 0, limit: Limit = 50) -> dict:
-    """Boards by name, each with its size and first item as a cover."""
+    """Boards in natural order of names ("sender-2" before "sender-10"), each with its size and first item as a
+    cover."""
     rows, total = engine.boards(offset=offset, limit=limit)
     boards = [{"name": b.name, "size": b.size, "cover": item_out(b.cover) if b.cover is not None else None}
               for b in rows]
@@ -115,8 +128,11 @@ def _hit(h) -> dict:
     return {**item_out(h.item), "score": float(h.score), "duplicates": [d.key for d in h.duplicates]}
 
 
-def _hits(hits, query: dict, start: float) -> dict:
-    return {"query": query, "took_ms": _ms(start),
+def _hits(engine, hits, query: dict, start: float, *, by_image: bool) -> dict:
+    """A search answer; a query image (upload or URL) whose best hit scores below weak_match_score is flagged
+    weak_match (the threshold was measured on query photos, not on "more like this" of catalogue items)."""
+    weak = by_image and bool(hits) and float(hits[0].score) < engine.settings.weak_match_score
+    return {"query": query, "took_ms": _ms(start), "weak_match": weak,
             "results": [_hit(h) for h in hits]}
 
 
@@ -144,7 +160,8 @@ async def search(request: Request, engine: EngineDep, filters: FiltersDep,
             data = await engine.download_image(url)
         hits = await run_in_threadpool(functools.partial(engine.search_image, data, name=url, **kwargs))
     query = {"item": item} if item is not None else {"url": url}
-    return _hits(hits, {**query, "crop": str(box) if box else None, "k": k, "binary": binary}, start)
+    return _hits(engine, hits, {**query, "crop": str(box) if box else None, "k": k, "binary": binary}, start,
+                 by_image=item is None)
 
 
 def read_upload(file: UploadFile, limit: int, what: str = "image") -> bytes:
@@ -166,8 +183,8 @@ def search_upload(engine: EngineDep, filters: FiltersDep,
     data = read_upload(file, engine.settings.max_image_bytes)
     box = _crop(crop)
     hits = engine.search_image(data, crop=box, k=k, filters=filters, binary=binary, collapse=collapse)
-    return _hits(hits, {"upload": file.filename, "bytes": len(data), "crop": str(box) if box else None, "k": k,
-                        "binary": binary}, start)
+    return _hits(engine, hits, {"upload": file.filename, "bytes": len(data), "crop": str(box) if box else None, "k": k,
+                        "binary": binary}, start, by_image=True)
 
 
 @router.get("/related", response_model=s.RelatedList, responses=s.ERRORS, tags=["related"])
@@ -182,10 +199,10 @@ def related(engine: EngineDep,
     """Related items from the board graph (Pixie walks), co-occurrence and looks, blended and ranked."""
     start = time.perf_counter()
     hits = engine.related(item, k=k, domain=domain or None)
-    results = [{**item_out(h.item), "score": float(h.score), "explanation": h.explanation if explain else None}
-               for h in hits]
+    results = [{**item_out(h.item), "score": float(h.score), "sources": h.sources,
+                "explanation": h.explanation if explain else None} for h in hits]
     return {"query": {"items": item, "k": k, "domain": domain}, "results": results,
-            "took_ms": _ms(start)}
+            "visual_only": bool(hits) and all(h.by_looks_only for h in hits), "took_ms": _ms(start)}
 
 
 def _detected(result, start: float) -> dict:

@@ -28,7 +28,10 @@ class HitOut(ItemOut):
 
 
 class RelatedOut(ItemOut):
-    score: float
+    score: float = Field(description="Ranking score of this answer: a blend of signals, not a similarity; compare "
+                                     "it only with the other results of the same answer.")
+    sources: list[str] = Field(default_factory=list, description="The generators that proposed the item: pixie "
+                               "(board walks), co-occurrence (shared boards), visual (looks).")
     explanation: dict[str, Any] | None = Field(None, description="With explain=true: generators and features.")
 
 
@@ -59,13 +62,26 @@ class BoardItems(ItemPage):
 class SearchOut(BaseModel):
     query: dict[str, Any]
     results: list[HitOut]
+    weak_match: bool = Field(False, description="A query image (upload or URL) whose best score is below the "
+                                                "weak_match_score setting: nothing searched is close to it; these "
+                                                "are only the nearest.")
     took_ms: float
 
 
 class RelatedList(BaseModel):
     query: dict[str, Any]
     results: list[RelatedOut]
+    visual_only: bool = Field(False, description="Every result was found by looks alone (the queried items are on "
+                              "no board, or only the visual generator proposed each result): what visual search "
+                              "(\"more like this\") shows already, nothing boards add.")
     took_ms: float
+
+
+class FacetsOut(BaseModel):
+    total: int = Field(description="Items in the catalogue.")
+    domains: dict[str, int] = Field(description="domain -> items")
+    labels: dict[str, dict[str, int]] = Field(description="task -> label -> items (filter with label=TASK=LABEL)")
+    boards: dict[str, int] = Field(description="board -> items, in natural order of names")
 
 
 class ObjectOut(BaseModel):

@@ -115,9 +115,20 @@ class CatalogStore:
             return reads.page_items(conn, filters, offset, limit)
 
     def page_boards(self, offset: int = 0, limit: int = 50) -> tuple[list[tuple[str, int, int]], int]:
-        """One page of boards by name: (name, number of items, first item's row id), and the number of boards."""
+        """One page of boards in natural order of names (name, number of items, first item's row id), and the
+        number of boards."""
         with self.engine.connect() as conn:
             return reads.page_boards(conn, offset, limit)
+
+    def board_sizes(self) -> list[tuple[str, int, int]]:
+        """Every board with items: (name, number of items, first item's row id), in natural order of names."""
+        with self.engine.connect() as conn:
+            return reads.board_sizes(conn)
+
+    def facet_counts(self) -> tuple[dict[str, int], dict[str, dict[str, int]]]:
+        """({domain: items}, {task: {label: items}}) over the whole catalogue."""
+        with self.engine.connect() as conn:
+            return reads.facet_counts(conn)
 
     def item_ids_with_images(self, image_ids: Iterable[int]) -> np.ndarray:
         """Items showing any of these images (exact duplicates share an image)."""

@@ -11,6 +11,7 @@ from sqlalchemy import Select, func, or_, select
 from sqlalchemy.engine import Connection
 
 from viscover.catalog import schema as t
+from viscover.catalog.natural import natural_key
 from viscover.catalog.records import Item
 from viscover.catalog.store.sql import ID_OF_KEY, ITEMS_WITH_IMAGES, chunks, items_by_ids
 from viscover.errors import BadRequestError
@@ -130,14 +131,34 @@ def page_items(conn: Connection, filters: Filters, offset: int, limit: int) -> t
     return [found[i] for i in ids if i in found], int(total)
 
 
-def page_boards(conn: Connection, offset: int, limit: int) -> tuple[list[tuple[str, int, int]], int]:
-    """One page of boards by name: (name, number of items, first item's row id), and the number of boards."""
+def board_sizes(conn: Connection) -> list[tuple[str, int, int]]:
+    """Every board with items: (name, number of items, first item's row id), in natural order of names
+    ("sender-2" before "sender-10", which SQL's text order cannot give portably)."""
     size = func.count(t.board_items.c.item_id)
     q = (select(t.boards.c.name, size, func.min(t.board_items.c.item_id))
          .join(t.board_items, t.board_items.c.board_id == t.boards.c.id)
-         .group_by(t.boards.c.id, t.boards.c.name).order_by(t.boards.c.name).offset(offset).limit(limit))
-    total = conn.execute(select(func.count(func.distinct(t.board_items.c.board_id)))).scalar_one()
-    return [(n, int(c), int(first)) for n, c, first in conn.execute(q)], int(total)
+         .group_by(t.boards.c.id, t.boards.c.name))
+    return sorted(((n, int(c), int(first)) for n, c, first in conn.execute(q)), key=lambda r: natural_key(r[0]))
+
+
+def page_boards(conn: Connection, offset: int, limit: int) -> tuple[list[tuple[str, int, int]], int]:
+    """One page of boards in natural order of names: (name, number of items, first item's row id), and the
+    number of boards."""
+    rows = board_sizes(conn)
+    return rows[offset:offset + limit], len(rows)
+
+
+def facet_counts(conn: Connection) -> tuple[dict[str, int], dict[str, dict[str, int]]]:
+    """({domain: items}, {task: {label: items}}) over the whole catalogue, largest first; items without a domain
+    are left out (they cannot be filtered for)."""
+    domains = conn.execute(select(t.items.c.domain, func.count()).where(t.items.c.domain.is_not(None))
+                           .group_by(t.items.c.domain).order_by(func.count().desc(), t.items.c.domain)).all()
+    labels: dict[str, dict[str, int]] = {}
+    for task, label, n in conn.execute(select(t.labels.c.task, t.labels.c.label, func.count())
+                                       .group_by(t.labels.c.task, t.labels.c.label)
+                                       .order_by(t.labels.c.task, func.count().desc(), t.labels.c.label)):
+        labels.setdefault(task, {})[label] = int(n)
+    return {d: int(n) for d, n in domains}, labels
 
 
 def item_ids_with_images(conn: Connection, image_ids: Iterable[int]) -> np.ndarray:

@@ -9,6 +9,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.engine import Connection
 
 from viscover.catalog import schema as t
+from viscover.catalog.natural import natural_key
 from viscover.catalog.records import ITEM_FIELDS, Item
 
 CHUNK = 500  # ids per IN (...) list: well under every database's bound-parameter limit
@@ -63,11 +64,13 @@ def labels_of(conn: Connection, item_ids: list[int]) -> dict[int, dict[str, str]
 
 
 def boards_of(conn: Connection, item_ids: list[int]) -> dict[int, list[str]]:
-    """{item id: board names, sorted} of these items."""
+    """{item id: board names, in natural order ("sender-2" before "sender-10")} of these items."""
     out: dict[int, list[str]] = defaultdict(list)
     for part in chunks(item_ids):
         for item_id, name in conn.execute(BOARDS_OF, {"ids": list(part)}):
             out[item_id].append(name)
+    for names in out.values():
+        names.sort(key=natural_key)
     return out
 
 

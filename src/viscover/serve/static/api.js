@@ -72,14 +72,16 @@ export const api = {
   item: (id) => getJson(`/api/items/${pathOf(id)}`),
   boards: (offset, limit) => getJson(`/api/boards${query({ offset, limit })}`),
   board: (name, offset, limit) => getJson(`/api/boards/${pathOf(name)}${query({ offset, limit })}`),
-  searchItem: (id, crop, k, signal) =>
-    getJson(`/api/search${query({ item: id, crop: cropParam(crop), k })}`, { signal }),
-  searchUrl: (url, crop, k, signal) =>
-    getJson(`/api/search${query({ url, crop: cropParam(crop), k })}`, { signal }),
-  searchFile: (file, crop, k, signal) => {
+  facets: () => getJson("/api/facets"),
+  searchItem: (id, crop, k, signal, filters = {}) =>
+    getJson(`/api/search${query({ item: id, crop: cropParam(crop), k, ...filters })}`, { signal }),
+  searchUrl: (url, crop, k, signal, filters = {}) =>
+    getJson(`/api/search${query({ url, crop: cropParam(crop), k, ...filters })}`, { signal }),
+  searchFile: (file, crop, k, signal, filters = {}) => {
     const form = new FormData();
     form.append("file", file, file.name || "image");
-    return getJson(`/api/search${query({ crop: cropParam(crop), k })}`, { method: "POST", body: form, signal });
+    return getJson(`/api/search${query({ crop: cropParam(crop), k, ...filters })}`,
+      { method: "POST", body: form, signal });
   },
   related: (id, k, signal) => getJson(`/api/related${query({ item: id, k })}`, { signal }),
   detectItem: (id) => getJson(`/api/detect${query({ item: id })}`),
@@ -96,4 +98,13 @@ let featuresPromise = null;
 export function features() {
   featuresPromise ??= api.info().then((info) => info.features || {}).catch(() => ({}));
   return featuresPromise;
+}
+
+let facetsPromise = null;
+
+/** What the catalogue can be filtered by ({total, domains, labels, boards} with counts), asked once per page load;
+ * empty facets when the request fails (the filters are then simply not offered). */
+export function facets() {
+  facetsPromise ??= api.facets().catch(() => ({ total: 0, domains: {}, labels: {}, boards: {} }));
+  return facetsPromise;
 }

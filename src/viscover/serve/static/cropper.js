@@ -20,8 +20,9 @@ export class Cropper {
     this.handles = HANDLES.map((h) => el("span", { class: `handle handle-${h}`, "data-handle": h,
       "aria-hidden": "true" }));
     this.hint = el("p", { class: "crop-hint", id: `crop-hint-${Math.random().toString(36).slice(2)}` },
-      "Drag the box or its corners and release to search that region. Keyboard: arrow keys move it, "
-      + "Shift+arrow keys resize it, Enter searches, Escape selects the whole image.");
+      "Drag the box or its corners and release to search that region.",
+      el("span", { class: "kbd-hint" }, " Keyboard: arrow keys move it, Shift+arrow keys resize it, Enter searches, "
+        + "Escape selects the whole image.")); // .kbd-hint is hidden on touch screens
     this.box = el("div", { class: "crop", tabindex: "0", role: "group",
       "aria-label": "Crop box", "aria-describedby": this.hint.id }, ...this.handles);
     this.dots = el("div", { class: "dots" });

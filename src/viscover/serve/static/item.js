@@ -3,6 +3,7 @@
 import { api, features, imageUrl } from "./api.js";
 import { Cropper } from "./cropper.js";
 import { el, errorNote, itemName } from "./dom.js";
+import { searchIn } from "./filters.js";
 import { ResultSection } from "./results.js";
 
 const K = 24;
@@ -46,36 +47,47 @@ export function itemView(id) {
     const name = itemName(item);
     heading.textContent = name;
     document.title = `${name} · viscover`;
-    const similar = new ResultSection("More like this", { id: "similar", empty: "No similar items." });
-    parts.push(similar);
-    const searchRegion = (crop) => {
+    let crop = null; // the region searched, null for the whole image
+    let scope = {}; // {domain} when "Search in" narrows the results, e.g. a photo -> only catalogue images
+    const searchRegion = ({ reveal = false } = {}) => {
       similar.title(crop ? "Similar to the selected region" : "More like this");
-      similar.load((signal) => api.searchItem(item.id, crop, K, signal));
+      similar.load((signal) => api.searchItem(item.id, crop, K, signal, scope), { reveal });
     };
+    const similar = new ResultSection("More like this", { id: "similar", empty: "No similar items.",
+      tools: searchIn((filters) => {
+        scope = filters;
+        searchRegion();
+      }) });
+    parts.push(similar);
     const cropper = new Cropper({ src: imageUrl(item), alt: name, width: item.width, height: item.height,
-      onRelease: (crop) => {
+      onRelease: (region) => {
+        crop = region;
         reset.hidden = !crop;
-        searchRegion(crop);
+        searchRegion({ reveal: true });
       } });
     const reset = el("button", { type: "button", class: "button", hidden: true,
       onclick: () => {
         cropper.set(cropper.full());
+        crop = null;
         reset.hidden = true;
-        searchRegion(null);
+        searchRegion({ reveal: true });
       } }, "Search the whole image");
     const aside = el("div", { class: "item-info" }, heading,
       item.description ? el("p", { class: "description" }, item.description) : null,
       details(item), reset, boardsOf(item));
     node.replaceChildren(el("div", { class: "item-top" }, cropper.node, aside), similar.node);
-    searchRegion(null);
+    searchRegion();
 
     const feats = await features();
     if (feats.related !== false) {
-      const related = new ResultSection("Related items", { id: "related",
+      // ranked by a blend of board walks, shared boards and looks: no score shown, it is not a similarity
+      const related = new ResultSection("Related items", { id: "related", scores: false,
         empty: "No related items yet: related items come from boards this item shares with others." });
       parts.push(related);
       node.append(related.node);
-      related.load((signal) => api.related(item.id, K, signal));
+      related.load((signal) => api.related(item.id, K, signal)).then((answer) => {
+        if (answer?.visual_only) related.redundant(); // an item on no board: they would repeat "More like this"
+      });
     }
     if (feats.detection) {
       try {

@@ -11,19 +11,20 @@ export function itemHref(id) {
   return `#/item/${encodeURIComponent(id)}`;
 }
 
-/** One tile: a link (keyboard focusable) to the item page with a lazily loaded thumbnail and, for hits, the score.
- * `href` and `caption` override the link and caption (board tiles use the cover item's thumbnail). */
-export function tile(item, { href = itemHref(item.id), caption = itemName(item) } = {}) {
+/** One tile: a link (keyboard focusable) to the item page with a lazily loaded thumbnail and, for search hits, the
+ * similarity. `href` and `caption` override the link and caption (board tiles use the cover item's thumbnail);
+ * score: false leaves the score out (related items' blend scores are not similarities). */
+export function tile(item, { href = itemHref(item.id), caption = itemName(item), score = true } = {}) {
   const name = itemName(item);
   const width = item.width || 320;
   const height = item.height || 320;
-  const hasScore = typeof item.score === "number";
+  const hasScore = score && typeof item.score === "number";
   const label = hasScore ? `${caption}, similarity ${item.score.toFixed(2)}` : caption;
   const link = el("a", { class: "tile-link", href, "aria-label": label, title: item.id },
     el("img", {
       src: thumbUrl(item, 320),
       srcset: `${thumbUrl(item, 320)} 320w, ${thumbUrl(item, 640)} 640w`,
-      sizes: "(max-width: 500px) 100vw, 260px",
+      sizes: "(max-width: 500px) 50vw, 260px",
       width, height, alt: name, loading: "lazy", decoding: "async",
     }),
     hasScore ? el("span", { class: "score", "aria-hidden": "true" }, item.score.toFixed(2)) : null,
@@ -82,6 +83,7 @@ export class Masonry {
   }
 
   destroy() {
+    this.dead = true;
     this.observer.disconnect();
   }
 }
@@ -113,11 +115,13 @@ export class Pager {
     this.sentinel.classList.add("loading");
     try {
       const page = await this.fetchPage(this.next);
+      if (this.dead) return; // replaced meanwhile (e.g. the filters changed): its answer is no longer wanted
       this.grid.add(page.items || []);
       this.next = page.next_offset ?? null;
       this.total = page.total ?? this.grid.count;
       this.report();
     } catch (error) {
+      if (this.dead) return;
       this.next = null;
       this.sentinel.replaceWith(errorNote(error));
       return;
@@ -141,6 +145,7 @@ export class Pager {
   }
 
   destroy() {
+    this.dead = true;
     this.observer.disconnect();
   }
 }
