@@ -123,7 +123,7 @@ def test_an_unindexed_home_says_what_to_do_without_its_folder(tmp_path):
     home = tmp_path / "home"
     with Engine(home, Settings(workers=1)) as engine:
         engine.ingest(folder)
-    engine = Engine(home, Settings(workers=1))
+    engine = Engine(home, Settings(workers=1, resume_indexing=False))  # else the server indexes it at start
     with TestClient(create_app(engine, ServeOptions(api_key=KEY)), raise_server_exceptions=False) as client:
         key = client.get("/api/items").json()["items"][0]["id"]
         _clean(client.get("/api/search", params={"item": key}), 404, "viscover index", folder=home)
