@@ -143,6 +143,35 @@ def test_an_unknown_label_value_is_said_with_near_ones(api):
         assert _ok(api.get(url, params={**params, "label": "product=Banana"}))
 
 
+def test_items_are_named_by_their_most_specific_label_then_their_file(api, tmp_path):
+    """Tiles read "Apple" for a Golden-Delicious photo, and every item of a folder ingest the folder's name; the
+    API now names each item: its title, else the label fewest items share (if not all do), else its file name."""
+    golden = _ok(api.get("/api/items", params={"label": "product=Golden-Delicious", "domain": "photo"}))["items"][0]
+    assert golden["labels"]["category"] == "Apple" and golden["name"] == "Golden-Delicious"
+    titled = _ok(api.get("/api/items", params={"domain": "catalog"}))["items"][0]
+    assert titled["title"] and titled["name"] == titled["title"]
+    shirt = _ok(api.get("/api/items", params={"label": "category=T-Shirt"}))["items"][0]
+    assert shirt["name"] == "T-Shirt"  # as labelled: once shown as "T Shirt"
+    from viscover import Engine, Settings
+
+    folder = tmp_path / "posters" / "MovieImages"
+    folder.mkdir(parents=True)
+    for p in sorted((GROCERY / "train" / "Fruit" / "Kiwi").glob("*.jpg"))[:2]:
+        shutil.copy(p, folder / f"Movie {p.stem}.jpg")
+    with Engine(tmp_path / "home", Settings(workers=1)) as engine:
+        engine.ingest(tmp_path / "posters", label_from_dirs="folder")
+        engine.index()
+    client, engine = _app(tmp_path / "home")
+    with client:
+        items = _ok(client.get("/api/items"))["items"]
+        assert {i["labels"]["folder"] for i in items} == {"MovieImages"}  # shared by all: names nothing
+        assert sorted(i["name"] for i in items) == sorted(f"Movie {p.stem}" for p in
+                                                         sorted((GROCERY / "train/Fruit/Kiwi").glob("*.jpg"))[:2])
+        hit = _ok(client.get("/api/search", params={"item": items[0]["id"], "k": 1}))["results"][0]
+        assert hit["name"] == items[1]["name"]
+    engine.close()
+
+
 def test_items_bad_parameters(api):
     _err(api.get("/api/items", params={"limit": 0}), 422, "bad_request", "limit")
     _err(api.get("/api/items", params={"offset": -1}), 422, "bad_request", "offset")
@@ -154,7 +183,7 @@ def test_get_item_by_id_with_slashes(api):
     row = _photo()
     item = _item(api, row["id"])
     assert item["id"] == row["id"] and item["labels"]["product"] == "Banana" and "/" in item["id"]
-    assert set(item) == {"id", "title", "description", "domain", "split", "labels", "boards", "width", "height",
+    assert set(item) == {"id", "name", "title", "description", "domain", "split", "labels", "boards", "width", "height",
                          "sha256", "image_url", "thumb_url"}  # the item JSON the README documents, and no path
     assert (item["domain"], item["split"], item["image_url"]) == (row["domain"], row["split"],
                                                                   f"/images/{item['sha256']}")

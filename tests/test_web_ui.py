@@ -570,3 +570,22 @@ def test_results_of_an_upload_or_crop_are_on_screen_at_1280x900(page, photo):
     stage = page.locator(".stage").bounding_box()
     assert stage["y"] + stage["height"] > 100, "and the image is still there to crop again"
     shot(page, "item-crop-fold")
+
+
+def test_tiles_are_captioned_by_the_product_not_its_category(page, api):
+    """Grocery tiles read "Apple" for a Golden-Delicious photo and clothing tiles "T Shirt": a tile now says the
+    name the API gives (title, most specific label as written, else the file name)."""
+    items = _catalogue(api)
+    page.goto("/#/")
+    page.wait_for_selector(".browse .grid .tile img")
+    page.wait_for_load_state("networkidle")
+    for task, value in (("product", "Golden-Delicious"), ("category", "T-Shirt")):
+        before = tile_ids(page, ".browse")
+        page.select_option(f"#filter-label-{task}", value)
+        _grid_changed(page, before)
+        shown = tile_ids(page, ".browse")
+        captions = page.eval_on_selector_all(".browse .grid .tile .caption", "cs => cs.map(c => c.textContent)")
+        expected = [items[i]["title"] or value for i in shown]
+        assert captions == expected, (captions, expected)
+        shot(page, f"captions-{value.lower()}")
+        page.select_option(f"#filter-label-{task}", "")

@@ -22,6 +22,7 @@ import numpy as np
 
 from viscover.catalog.browse import (BoardSummary, Facets, board_page, boards_page, facets, image_bytes, item_image,
                                     items_page, thumbnail_file)
+from viscover.catalog.naming import NamingCache
 from viscover.catalog.ingest import IngestReport, ingest_path
 from viscover.catalog.records import Item
 from viscover.catalog.store import CatalogStore, Filters
@@ -87,6 +88,7 @@ class Engine:
         self._search = SearchService(self.store, self.home, self.settings, self.embedder, self._cache_lock)
         self._shop = ShopService(self.settings, self.embedder, self._search.search_vectors, self._cache_lock)
         self._related: "RelatedService | None" = None  # created on first use
+        self._naming = NamingCache(self.store)
 
     def close(self) -> None:
         self.store.close()
@@ -106,9 +108,12 @@ class Engine:
         A manifest's local paths must lie inside its own folder, `image_roots` or the image_roots setting."""
         roots = [image_roots] if isinstance(image_roots, (str, Path)) else list(image_roots)
         with self._write_lock.held():
-            return ingest_path(self.store, Path(source), blob_dir=self.home.images, settings=self.settings,
-                               label_from_dirs=label_from_dirs, domain=domain, board=board, image_roots=roots,
-                               progress=progress)
+            try:
+                return ingest_path(self.store, Path(source), blob_dir=self.home.images, settings=self.settings,
+                                   label_from_dirs=label_from_dirs, domain=domain, board=board, image_roots=roots,
+                                   progress=progress)
+            finally:
+                self._naming.invalidate()
 
     @_writes
     def remove(self, keys: list[str]) -> list[str]:
@@ -119,6 +124,7 @@ class Engine:
             found = self.store.item_ids_of(keys)
             self._search.remove_from_indexes(np.array(sorted(found.values()), np.int64))
             deleted = self.store.delete_items(list(found))
+            self._naming.invalidate()
             return [k for k in keys if k not in deleted]
 
     # ---- catalogue reads (viscover.catalog.browse) ------------------------------------------------------------
@@ -133,6 +139,11 @@ class Engine:
         item can match (an unknown board, task or label)."""
         self.store.check_filters(filters)
         return items_page(self.store, filters, offset, limit, order, seed)
+
+    def item_name(self, item: Item) -> str:
+        """What people see an item called: its title, else its most specific label (the value fewest items share,
+        unless all do), else its file name (viscover.catalog.naming)."""
+        return self._naming.get().name(item)
 
     def facets(self) -> Facets:
         """What the catalogue can be filtered by: domains, labels per task and boards, with their item counts."""

@@ -9,7 +9,8 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, File, Query, Request, UploadFile
 from starlette.concurrency import run_in_threadpool
 
-from viscover import BadRequestError, CropBox, IndexCorruptError, NotFoundError, ViscoverError, parse_crop
+from viscover import (BadRequestError, CropBox, Engine, IndexCorruptError, NotFoundError, ViscoverError,
+                      parse_crop)
 from viscover.serve import schemas as s
 from viscover.serve.hints import detail, redact_all
 from viscover.serve.deps import EngineDep, FiltersDep, TooLargeError, item_out, operations_thread, page
@@ -83,7 +84,7 @@ def list_items(engine: EngineDep, filters: FiltersDep, offset: Offset = 0, limit
     """Page through the catalogue (in ingest order, or mixed), optionally filtered by label, domain, board or text
     in the id or title (q)."""
     items, total = engine.items(filters, offset=offset, limit=limit, order=order, seed=seed)
-    return {"items": [item_out(i) for i in items], **page(total, offset, len(items))}
+    return {"items": [item_out(i, engine) for i in items], **page(total, offset, len(items))}
 
 
 @router.get("/facets", response_model=s.FacetsOut, responses=s.ERRORS, tags=["catalogue"])
@@ -95,7 +96,7 @@ def facets(engine: EngineDep) -> dict:
 @router.get("/items/{item_id:path}", response_model=s.ItemOut, responses=s.ERRORS, tags=["catalogue"])
 def get_item(item_id: str, engine: EngineDep) -> dict:
     """One item: metadata, labels, boards and image URLs."""
-    return item_out(engine.item(item_id))
+    return item_out(engine.item(item_id), engine)
 
 
 @router.get("/boards", response_model=s.BoardPage, responses=s.ERRORS, tags=["catalogue"])
@@ -103,7 +104,7 @@ def list_boards(engine: EngineDep, offset: Offset = 0, limit: Limit = 50) -> dic
     """Boards in natural order of names ("sender-2" before "sender-10"), each with its size and first item as a
     cover."""
     rows, total = engine.boards(offset=offset, limit=limit)
-    boards = [{"name": b.name, "size": b.size, "cover": item_out(b.cover) if b.cover is not None else None}
+    boards = [{"name": b.name, "size": b.size, "cover": item_out(b.cover, engine) if b.cover is not None else None}
               for b in rows]
     return {"boards": boards, **page(total, offset, len(rows))}
 
@@ -112,7 +113,7 @@ def list_boards(engine: EngineDep, offset: Offset = 0, limit: Limit = 50) -> dic
 def get_board(name: str, engine: EngineDep, offset: Offset = 0, limit: Limit = 50) -> dict:
     """The items of one board."""
     items, total = engine.board_items(name, offset=offset, limit=limit)
-    return {"name": name, "items": [item_out(i) for i in items], **page(total, offset, len(items))}
+    return {"name": name, "items": [item_out(i, engine) for i in items], **page(total, offset, len(items))}
 
 
 def _ms(start: float) -> float:
@@ -124,8 +125,8 @@ def _crop(text: str | None) -> CropBox | None:
     return parse_crop(text) if text else None
 
 
-def _hit(h) -> dict:
-    return {**item_out(h.item), "score": float(h.score), "duplicates": [d.key for d in h.duplicates]}
+def _hit(h, engine: Engine) -> dict:
+    return {**item_out(h.item, engine), "score": float(h.score), "duplicates": [d.key for d in h.duplicates]}
 
 
 def _hits(engine, hits, query: dict, start: float, *, by_image: bool) -> dict:
@@ -133,7 +134,7 @@ def _hits(engine, hits, query: dict, start: float, *, by_image: bool) -> dict:
     weak_match (the threshold was measured on query photos, not on "more like this" of catalogue items)."""
     weak = by_image and bool(hits) and float(hits[0].score) < engine.settings.weak_match_score
     return {"query": query, "took_ms": _ms(start), "weak_match": weak,
-            "results": [_hit(h) for h in hits]}
+            "results": [_hit(h, engine) for h in hits]}
 
 
 @router.get("/search", response_model=s.SearchOut, responses=s.ERRORS, tags=["search"])
@@ -199,7 +200,7 @@ def related(engine: EngineDep,
     """Related items from the board graph (Pixie walks), co-occurrence and looks, blended and ranked."""
     start = time.perf_counter()
     hits = engine.related(item, k=k, domain=domain or None)
-    results = [{**item_out(h.item), "score": float(h.score), "sources": h.sources,
+    results = [{**item_out(h.item, engine), "score": float(h.score), "sources": h.sources,
                 "explanation": h.explanation if explain else None} for h in hits]
     return {"query": {"items": item, "k": k, "domain": domain}, "results": results,
             "visual_only": bool(hits) and all(h.by_looks_only for h in hits), "took_ms": _ms(start)}
@@ -226,8 +227,9 @@ def detect_upload(engine: EngineDep, file: Annotated[UploadFile, File(descriptio
     return _detected(engine.detect(read_upload(file, engine.settings.max_image_bytes), min_score=min_score), start)
 
 
-def _looks(scene, start: float) -> dict:
-    looks = [{**o.to_dict(), "results": [_hit(h) for h in hits]} for o, hits in zip(scene.objects, scene.hits)]
+def _looks(engine: Engine, scene, start: float) -> dict:
+    looks = [{**o.to_dict(), "results": [_hit(h, engine) for h in hits]}
+             for o, hits in zip(scene.objects, scene.hits)]
     return {"width": scene.width, "height": scene.height, "objects": looks,
             "took_ms": _ms(start)}
 
@@ -243,7 +245,7 @@ def shop(engine: EngineDep, filters: FiltersDep,
     start = time.perf_counter()
     scene = engine.shop_the_look_item(item, k=k, filters=filters, max_objects=max_objects, min_score=min_score,
                                       binary=binary)
-    return _looks(scene, start)
+    return _looks(engine, scene, start)
 
 
 @router.post("/shop", response_model=s.ShopOut, responses=s.ERRORS, tags=["search"])
@@ -255,4 +257,4 @@ def shop_upload(engine: EngineDep, filters: FiltersDep,
     start = time.perf_counter()
     scene = engine.shop_the_look(read_upload(file, engine.settings.max_image_bytes), k=k, filters=filters,
                                  max_objects=max_objects, min_score=min_score, binary=binary)
-    return _looks(scene, start)
+    return _looks(engine, scene, start)

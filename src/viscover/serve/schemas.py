@@ -9,6 +9,8 @@ from pydantic import BaseModel, Field
 
 class ItemOut(BaseModel):
     id: str = Field(description="The item's id as given at ingest.")
+    name: str = Field(description="What to call it: its title, else its most specific label (the value fewest "
+                                  "items share, unless all do), else its file name.")
     title: str | None = None
     description: str | None = None
     domain: str | None = None

@@ -159,6 +159,10 @@ class CatalogStore:
         with self.engine.connect() as conn:
             return reads.task_exists(conn, task)
 
+    def count_items(self) -> int:
+        with self.engine.connect() as conn:
+            return reads.count_items(conn)
+
     def stats(self) -> dict:
         """Counts for `viscover info`: items, images, labels per task, domains, boards, undecodable images."""
         with self.engine.connect() as conn:

@@ -37,11 +37,10 @@ export function errorNote(error) {
   return el("p", { class: "note error", role: "alert" }, error instanceof Error ? error.message : String(error));
 }
 
-/** A human label for an item: its title, else a label, else the last part of its id. */
+/** What to call an item: the name the API gives it (title, most specific label or file name), else its id's
+ * last part. */
 export function itemName(item) {
-  if (item.title) return item.title;
-  const labels = Object.values(item.labels || {}).filter(Boolean);
-  if (labels.length) return labels[0].replace(/-/g, " ");
+  if (item.name) return item.name;
   const id = String(item.id);
   return id.slice(id.lastIndexOf("/") + 1);
 }
