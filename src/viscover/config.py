@@ -59,6 +59,19 @@ class Settings:
     binary_hnsw_threshold: int = _s(2_000_000, "Codes above which the binary index uses HNSW instead of exact Hamming.")
     binary_rerank: int = _s(20, "Binary search fetches k times this many by Hamming, then re-ranks them by float.")
     compact_ratio: float = _s(0.2, "Rebuild an HNSW index when this fraction of it is deleted (tombstoned).")
+    memory_budget: str = _s("", "RAM the vector index of one model may use (e.g. 2GB, 512MB, or bytes); empty: no "
+                                "limit (exact search up to hnsw_threshold, else HNSW). With a budget, the first of "
+                                "exact, HNSW, IVF-PQ and binary codes that fits is chosen: `viscover index --plan`.")
+    index_kind: str = _s("auto", "Float index kind: auto (chosen by size and memory_budget), exact, hnsw, ivfpq "
+                                 "(product-quantised codes) or binary (sign bits); ivfpq and binary keep codes in "
+                                 "RAM and re-rank by exact floats memory-mapped from disk.")
+    ivf_nprobe: int = _s(32, "IVF-PQ: inverted lists visited per query (recall vs latency).")
+    pq_m: int = _s(0, "IVF-PQ: sub-quantizers, i.e. code bytes per item (must divide dim); 0: the largest divisor of "
+                      "dim up to dim/8.")
+    codes_rerank: int = _s(20, "IVF-PQ and binary kinds: float search fetches k times this many candidates by their "
+                               "codes, then re-ranks them by exact floats.")
+    delta_max: int = _s(10_000, "IVF-PQ and binary kinds: items added since the last merge above which `index` folds "
+                                "the delta into the main index (removals: compact_ratio).")
     filter_exact_max: int = _s(20_000, "Filtered searches over at most this many items score just those items "
                                        "exactly; larger filters pass a FAISS ID selector to the index search.")
     dedup_threshold: float = _s(0.05, "Collapse results whose cosine distance to a better result is below this "
