@@ -19,6 +19,9 @@ from viscover.errors import IndexCorruptError, NotFoundError, Remedy
 from viscover.fsutil import atomic_path, atomic_write_bytes, sha256_file
 from viscover.index.base import Hits, IndexBackend, IndexKind, Query
 from viscover.index.codec import Codec
+from viscover.index.plan import COMPRESSED, plan_index
+from viscover.index.tiered import FORMAT as TIERED_FORMAT
+from viscover.index.tiered import TieredIndex
 
 FORMAT = "viscover-index/1"
 MANIFEST = "manifest.json"
@@ -46,13 +49,13 @@ class FaissIndex:
     # ---- construction ---------------------------------------------------------------------------------------
     @classmethod
     def build(cls, item_ids: np.ndarray, image_ids: np.ndarray, raw: np.ndarray, settings: Settings, *,
-              codec: Codec | None = None, model: str = "") -> "FaissIndex":
-        """A fresh index over `raw` vectors; HNSW is chosen when the catalogue is above the thresholds. Without a
-        codec, the vectors are centred on their mean (`Codec.for_vectors`)."""
+              codec: Codec | None = None, model: str = "", hnsw: bool | None = None) -> "FaissIndex":
+        """A fresh index over `raw` vectors; HNSW is chosen when the catalogue is above the thresholds (or as
+        `hnsw` says). Without a codec, the vectors are centred on their mean (`Codec.for_vectors`)."""
         raw = np.asarray(raw, np.float32)
         codec = codec if codec is not None else Codec.for_vectors(raw)
         n = len(item_ids)
-        index = cls(codec, settings, hnsw=n > settings.hnsw_threshold,
+        index = cls(codec, settings, hnsw=n > settings.hnsw_threshold if hnsw is None else hnsw,
                     binary_hnsw=n > settings.binary_hnsw_threshold, model=model)
         index.add(item_ids, image_ids, raw)
         return index
@@ -133,7 +136,8 @@ class FaissIndex:
         dead = len(self.tombstones) + (removing if (self.hnsw or self.binary_hnsw) else 0)
         if total and dead / total > self.settings.compact_ratio:
             return True
-        return (size > self.settings.hnsw_threshold) != self.hnsw or \
+        wanted = plan_index(size, self.dim, self.settings).kind  # exact up to hnsw_threshold, unless a budget says
+        return wanted in COMPRESSED or (wanted == "hnsw") != self.hnsw or \
             (size > self.settings.binary_hnsw_threshold) != self.binary_hnsw
 
     # ---- queries ---------------------------------------------------------------------------------------------
@@ -283,6 +287,8 @@ class FaissIndex:
             if manifest is None:
                 return None
             try:
+                if manifest.get("format") == TIERED_FORMAT:  # a compressed kind (ivfpq, binary codes)
+                    return TieredIndex.load_generation(folder, manifest, settings)  # type: ignore[return-value]
                 return cls._load_generation(folder, manifest, settings)
             except IndexCorruptError:
                 newer = _read_manifest(folder)
@@ -332,8 +338,13 @@ def saved_version(folder: Path) -> tuple[int, int] | None:
 
 
 def _build(item_ids: np.ndarray, image_ids: np.ndarray, raw: np.ndarray, settings: Settings, codec: Codec,
-           model: str) -> FaissIndex:
-    return FaissIndex.build(item_ids, image_ids, raw, settings, codec=codec, model=model)
+           model: str) -> "FaissIndex | TieredIndex":
+    """The kind `plan_index` picks for this many items (memory_budget, index_kind): FAISS graphs or exact search,
+    or a tiered index of codes in RAM."""
+    kind = plan_index(len(item_ids), codec.dim, settings).kind
+    if kind in COMPRESSED:
+        return TieredIndex.build(item_ids, image_ids, raw, settings, kind, codec=codec, model=model)
+    return FaissIndex.build(item_ids, image_ids, raw, settings, codec=codec, model=model, hnsw=kind == "hnsw")
 
 
 _NEVER = 10**12  # a threshold no catalogue reaches
@@ -345,7 +356,9 @@ BACKEND = IndexBackend(
            IndexKind("hnsw", {"hnsw_threshold": 0, "binary_hnsw_threshold": _NEVER}, exact=False),
            IndexKind("binary-hnsw", {"hnsw_threshold": _NEVER, "binary_hnsw_threshold": 0}, exact_binary=False),
            IndexKind("graphs", {"hnsw_threshold": 0, "binary_hnsw_threshold": 0, "filter_exact_max": 0},
-                     exact=False, exact_binary=False)))
+                     exact=False, exact_binary=False),
+           IndexKind("ivfpq", {"index_kind": "ivfpq", "filter_exact_max": 0}, exact=False),
+           IndexKind("binary-codes", {"index_kind": "binary", "filter_exact_max": 0}, exact=False)))
 
 
 def _read_manifest(folder: Path) -> dict | None:
