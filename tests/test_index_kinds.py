@@ -120,3 +120,35 @@ def test_readding_a_tombstoned_item_rebuilds(homes, tmp_path):
         assert report.rebuilt and len(engine.vector_index().tombstones) == 0
         hits = engine.search_image(item.source, k=1)
         assert hits[0].item.key == item.key and hits[0].score == pytest.approx(1.0, abs=1e-4)
+
+
+@pytest.mark.parametrize("kind", ["binary", "ivfpq"])
+def test_compressed_kinds_answer_like_exact_search_and_merge_at_the_next_index(homes, tmp_path, kind):
+    """index_kind binary / ivfpq (as a memory_budget would choose on a large catalogue): the same results as exact
+    search on 59 items (the short list covers them all), removals are tombstones until the next `index` merges
+    them away, and results stay those of exact search after the same removals."""
+    exact_home = tmp_path / "exact"
+    home = tmp_path / "home"
+    shutil.copytree(homes[0], exact_home)
+    shutil.copytree(homes[0], home)
+    settings = Settings(**EXACT, index_kind=kind, compact_ratio=0.1)
+    with Engine(exact_home, Settings(**EXACT)) as exact, Engine(home, settings) as tiered:
+        report = tiered.index()
+        assert report.rebuilt and report.kind == kind and tiered.vector_index().describe()["float"] == kind
+        keys = sorted(i.key for i in exact.store.items_by_ids(exact.store.filter_item_ids(Filters())).values())
+        for key in keys[::4]:
+            for binary in (False, True):
+                assert results(exact.search_item(key, k=8, binary=binary)) == \
+                    results(tiered.search_item(key, k=8, binary=binary)), (key, binary)
+        doomed = keys[1:9]
+        assert exact.remove(doomed) == [] and tiered.remove(doomed) == []
+        trained = kind == "binary"  # 59 items train no IVF-PQ: they all stay in the exact delta
+        about = tiered.vector_index().describe()
+        assert (about["tombstones"], about["delta"]) == ((8, 0) if trained else (0, 51))
+        report = tiered.index()  # binary: 8 of 59 dead, over compact_ratio: merged (no rebuild)
+        assert not report.rebuilt and report.merged == trained
+        about = tiered.vector_index().describe()
+        assert (about["tombstones"], about["delta"], about["items"]) == (0, 0 if trained else 51, 51)
+        for key in keys[9::5]:
+            assert results(exact.search_item(key, k=50, collapse=False)) == \
+                results(tiered.search_item(key, k=50, collapse=False))

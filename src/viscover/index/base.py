@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Hashable, Mapping, Protocol
+from typing import Any, Callable, Hashable, Mapping, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -109,6 +109,15 @@ class VectorIndex(Protocol):
     def describe(self) -> dict:
         """What the index holds: at least model, items, dim, and the kind of its float and binary search."""
         ...
+
+
+@runtime_checkable
+class Mergeable(Protocol):
+    """An index with a delta tier and tombstones (viscover.index.tiered) that `index` folds in when due."""
+
+    def merge_due(self) -> bool: ...
+
+    def merge(self, before_swap: Callable[[], None] | None = None) -> None: ...
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from viscover.catalog.records import Problem
 from viscover.config import Settings
 from viscover.embed.vectors import EmbeddingStore
 from viscover.errors import IndexCorruptError
-from viscover.index.base import VectorIndex
+from viscover.index.base import Mergeable, VectorIndex
 from viscover.index.registry import build_index, load_index
 
 if TYPE_CHECKING:
@@ -32,6 +32,7 @@ class IndexReport:
     removed: int = 0
     rebuilt: bool = False
     rebuild_reason: str = ""
+    merged: bool = False  # a tiered index folded its delta and tombstones into a new main
     size: int = 0
     kind: str = ""
     seconds: float = 0.0
@@ -39,8 +40,8 @@ class IndexReport:
     def to_dict(self) -> dict:
         return {"model": self.model, "key": self.key, "embedded": self.embedded, "failed": len(self.failed),
                 "problems": [str(p) for p in self.failed], "added": self.added, "removed": self.removed,
-                "rebuilt": self.rebuilt, "rebuild_reason": self.rebuild_reason, "size": self.size,
-                "kind": self.kind, "seconds": round(self.seconds, 3)}
+                "rebuilt": self.rebuilt, "rebuild_reason": self.rebuild_reason, "merged": self.merged,
+                "size": self.size, "kind": self.kind, "seconds": round(self.seconds, 3)}
 
 
 def sync_index(folder: Path, item_ids: np.ndarray, image_ids: np.ndarray, vectors: EmbeddingStore,
@@ -70,6 +71,9 @@ def sync_index(folder: Path, item_ids: np.ndarray, image_ids: np.ndarray, vector
             report.removed = index.remove(to_remove)
             index.add(item_ids[add], image_ids[add], raw_vectors(vectors, image_ids[add], embedder.dim))
             report.added = int(add.sum())
+            if isinstance(index, Mergeable) and index.merge_due():
+                index.merge()
+                report.merged = True
     if index is None:
         index = build_index(item_ids, image_ids, raw_vectors(vectors, image_ids, embedder.dim), settings,
                             centered=embedder.centered, model=embedder.name)
