@@ -4,13 +4,19 @@ it takes the first of exact, HNSW, IVF-PQ and binary codes whose estimated RAM f
 
 from __future__ import annotations
 
-import pytest
+import json
 
+import pytest
+from typer.testing import CliRunner
+
+from conftest import needs_data
 from viscover import Settings
+from viscover.cli.app import app
 from viscover.errors import ConfigError
 from viscover.index.plan import parse_bytes, plan_index
 
 GB, MB = 10**9, 10**6
+runner = CliRunner()
 
 
 @pytest.mark.parametrize("n, dim, budget, kind", [
@@ -68,3 +74,21 @@ def test_bad_sizes_and_kinds_name_the_setting(bad):
         plan_index(10, 8, Settings(memory_budget=bad))
     with pytest.raises(ConfigError, match="index_kind"):
         plan_index(10, 8, Settings(index_kind="faster"))
+
+
+@needs_data
+def test_index_plan_on_the_command_line(indexed_home):
+    """`viscover index --plan` shows the kind `index` would build for the catalogue, without building it; a
+    memory_budget from the environment changes the choice and the reason says why."""
+    result = runner.invoke(app, ["index", "--plan", "--json", "--home", str(indexed_home)])
+    assert result.exit_code == 0, result.output
+    plan = json.loads(result.output)
+    assert plan["kind"] == "exact" and plan["items"] == 59 and plan["dim"] > 0
+    assert plan["ram_bytes"] == plan["ram_per_item"] * 59 and "hnsw_threshold" in plan["reason"]
+    tight = runner.invoke(app, ["index", "--plan", "--home", str(indexed_home)],
+                          env={"VISCOVER_MEMORY_BUDGET": "10KB"})
+    assert tight.exit_code == 0, tight.output
+    text = " ".join(tight.output.split())
+    assert "binary" in text and "exceeds" in text and "10KB" in text
+    bad = runner.invoke(app, ["index", "--plan", "--home", str(indexed_home)], env={"VISCOVER_INDEX_KIND": "fast"})
+    assert bad.exit_code != 0 and "index_kind" in bad.output

@@ -33,6 +33,7 @@ from viscover.errors import NotFoundError, Remedy
 from viscover.fsutil import HomeLock
 from viscover.imaging import CropBox, download_async
 from viscover.index import VectorIndex
+from viscover.index.plan import IndexPlan
 from viscover.index.sync import IndexReport  # re-exported: `from viscover.engine import IndexReport` keeps working
 from viscover.paths import Home
 from viscover.progress import ProgressFactory, no_progress
@@ -186,6 +187,11 @@ class Engine:
         """Embed every image without a vector for this model (resumable), then bring the index up to date."""
         with self._write_lock.held():
             return self._search.index(model, rebuild=rebuild, progress=progress)
+
+    def index_plan(self, model: str | None = None) -> IndexPlan:
+        """The index kind `index` would build for this catalogue (memory_budget, index_kind), with RAM and disk
+        estimates and the reason; nothing is built."""
+        return self._search.plan(model)
 
     def unindexed(self, model: str | None = None) -> int:
         """How many catalogue items the model's index lacks (e.g. left by a killed job): `index` adds them."""

@@ -69,6 +69,8 @@ def index(
     rebuild: Annotated[bool, typer.Option(help="Rebuild the vector index from stored embeddings.")] = False,
     workers: Annotated[Optional[int], typer.Option(help="Embedding worker processes (default: one per core).")] = None,
     batch_size: Annotated[Optional[int], typer.Option(help="Images per inference call.")] = None,
+    plan: Annotated[bool, typer.Option("--plan", help="Only show the index kind the catalogue gets (by size and "
+                                       "memory_budget), with estimated RAM and disk; build nothing.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
     home: HomeOpt = DEFAULT_HOME,
     db: DbOpt = None,
@@ -80,6 +82,13 @@ def index(
     """
     from viscover.cli.render import print_index_report, rich_progress
 
+    if plan:
+        from viscover.cli.render import print_index_plan
+
+        with open_engine(home, db) as engine:
+            chosen = engine.index_plan(model)
+        print(json.dumps(chosen.to_dict(), indent=2)) if json_out else print_index_plan(chosen)
+        return
     with open_engine(home, db, workers=workers, batch_size=batch_size) as engine:
         report = engine.index(model, rebuild=rebuild, progress=rich_progress)
     if json_out:

@@ -67,12 +67,24 @@ def print_items(items, total: int, offset: int) -> None:
 
 
 def print_index_report(report) -> None:
+    done = "rebuilt" if report.rebuilt else "merged" if report.merged else "updated"
     console.print(f"[bold]{report.model}[/]: embedded {report.embedded} new image(s) in {report.seconds:.1f}s; "
-                  f"index {'rebuilt' if report.rebuilt else 'updated'} (+{report.added} / -{report.removed}), "
+                  f"index {done} (+{report.added} / -{report.removed}), "
                   f"{report.size} items, {report.kind} float index", highlight=False)
     if report.rebuild_reason:
         console.print(f"rebuild: {report.rebuild_reason}")
     problems(report.failed, "images")
+
+
+def print_index_plan(plan) -> None:
+    """The planned index kind, its parameters, estimated RAM and disk, and why."""
+    mb = 1e6
+    console.print(f"[bold]{plan.kind}[/] index for {plan.items:,} items x {plan.dim}: ~{plan.ram_bytes / mb:,.1f} MB "
+                  f"RAM ({plan.ram_per_item} B/item), ~{plan.disk_bytes / mb:,.1f} MB disk "
+                  f"({plan.disk_per_item} B/item)", highlight=False)
+    if plan.params:
+        console.print("parameters: " + ", ".join(f"{k}={v}" for k, v in plan.params.items()), highlight=False)
+    console.print(f"why: {plan.reason}", highlight=False)
 
 
 def print_hits(hits, query: str, crop=None, empty: str = "no results") -> None:

@@ -19,6 +19,7 @@ from viscover.errors import BadImageError, BadRequestError, IndexCorruptError, N
 from viscover.imaging import CropBox
 from viscover.index import Query, VectorIndex, load_index
 from viscover.index.cache import IndexCache
+from viscover.index.plan import IndexPlan, plan_index
 from viscover.index.sync import IndexReport
 from viscover.paths import Home
 from viscover.progress import ProgressFactory, no_progress
@@ -64,6 +65,10 @@ class SearchService:
             if index is not None and index.remove(item_ids):
                 index.save(folder)
                 self.indexes.keep(folder.name, index)  # swap in the updated copy
+
+    def plan(self, model: str | None = None) -> IndexPlan:
+        """The index kind `index` would build for the catalogue's indexable items, by size and memory_budget."""
+        return plan_index(len(self._indexable()), self.embedder(model).dim, self.settings)
 
     def unindexed(self, model: str | None = None) -> int:
         """How many catalogue items the model's index lacks (all when it has none or it is damaged): what `index`
