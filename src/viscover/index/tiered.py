@@ -48,11 +48,7 @@ class FloatTable:
     rows: np.ndarray  # (len(ids), dim) float32
 
     def floats(self, ids: np.ndarray) -> np.ndarray:
-        pos = np.searchsorted(self.ids, ids)
-        order = np.argsort(pos, kind="stable")  # read the map in file order
-        out = np.empty((len(ids), self.rows.shape[1]), np.float32)
-        out[order] = self.rows[pos[order]]
-        return out
+        return np.asarray(self.rows[np.searchsorted(self.ids, ids)], np.float32)
 
 
 @dataclass(frozen=True)
@@ -277,34 +273,41 @@ class TieredIndex:
         if binary and query.bits is None:
             raise ValueError("binary search needs the query's sign bits")
         st = self._state  # one snapshot for the whole search
-        excluded = _EMPTY if excluded is None else np.unique(np.asarray(excluded, np.int64))
+        excluded = _EMPTY if excluded is None or len(excluded) == 0 else np.unique(np.asarray(excluded, np.int64))
         if allowed is not None:
             allowed = np.unique(np.asarray(allowed, np.int64))
             allowed = np.setdiff1d(allowed[_isin_sorted(allowed, st.item_ids)], excluded, assume_unique=True)
             if len(allowed) <= self.settings.filter_exact_max:
                 return self._search_subset(st, query, k, allowed, binary)
-        k = max(0, min(k, len(st.item_ids) - int(_isin_sorted(excluded, st.item_ids).sum())))
+        if len(excluded):
+            k = min(k, len(st.item_ids) - int(_isin_sorted(excluded, st.item_ids).sum()))
+        k = max(0, min(k, len(st.item_ids)))
         if k == 0:
             return _no_hits()
         short = k * (self.settings.binary_rerank if binary else self.settings.codes_rerank)
-        sel = _selector(allowed, np.union1d(st.tombstones, excluded))
-        rows = ~_isin_sorted(st.delta_ids, excluded)
-        if allowed is not None:
-            rows &= _isin_sorted(st.delta_ids, allowed)
+        sel = _selector(allowed, np.union1d(st.tombstones, excluded) if len(excluded) else st.tombstones)
+        rows = slice(None)  # delta rows to score
+        if len(st.delta_ids) and (len(excluded) or allowed is not None):
+            rows = ~_isin_sorted(st.delta_ids, excluded)
+            if allowed is not None:
+                rows &= _isin_sorted(st.delta_ids, allowed)
         if binary:  # the `short` Hamming-nearest over both tiers, then re-ranked
-            main_ids, main_dist = self._bits_search(st, query.bits, short, sel)
-            dist = np.bitwise_count(np.bitwise_xor(st.delta_bits[rows], query.bits)).sum(axis=1)
-            ids = np.concatenate([main_ids, st.delta_ids[rows]])
-            ids = ids[np.argsort(np.concatenate([main_dist, dist]), kind="stable")[:short]]
+            ids, dist = self._bits_search(st, query.bits, short, sel)
+            if len(st.delta_ids):
+                more = np.bitwise_count(np.bitwise_xor(st.delta_bits[rows], query.bits)).sum(axis=1)
+                ids = np.concatenate([ids, st.delta_ids[rows]])
+                ids = ids[np.argsort(np.concatenate([dist, more]), kind="stable")[:short]]
             return _top(ids, _floats_of(st, ids) @ query.floats[0], k)
         if st.main is not None:
             main_ids = self._ivf_search(st, query.floats, short, sel)
         else:
             main_ids = self._bits_search(st, query.bits if query.bits is not None else
                                          np.packbits(query.floats > 0, axis=1), short, sel)[0]
-        ids = np.concatenate([main_ids, st.delta_ids[rows]])
-        scores = np.concatenate([st.table.floats(main_ids), st.delta_floats[rows]]) @ query.floats[0]
-        return _top(ids, scores, k)
+        scores = st.table.floats(main_ids) @ query.floats[0]
+        if len(st.delta_ids):
+            main_ids = np.concatenate([main_ids, st.delta_ids[rows]])
+            scores = np.concatenate([scores, st.delta_floats[rows] @ query.floats[0]])
+        return _top(main_ids, scores, k)
 
     def _bits_search(self, st: _State, bits: np.ndarray, n: int, sel) -> tuple[np.ndarray, np.ndarray]:
         n = max(1, min(n, len(st.main_ids)))
@@ -426,6 +429,8 @@ def _isin_sorted(values: np.ndarray, sorted_ids: np.ndarray) -> np.ndarray:
 
 def _floats_of(st: _State, ids: np.ndarray) -> np.ndarray:
     """Floats of live ids: the delta's row when the id is there (a re-added id), else the main tier's."""
+    if len(st.delta_ids) == 0:
+        return st.table.floats(ids)
     out = np.empty((len(ids), st.delta_floats.shape[1]), np.float32)
     in_delta = _isin_sorted(ids, st.delta_ids)
     out[in_delta] = st.delta_floats[np.searchsorted(st.delta_ids, ids[in_delta])]
