@@ -46,12 +46,13 @@ class FaissIndex:
     # ---- construction ---------------------------------------------------------------------------------------
     @classmethod
     def build(cls, item_ids: np.ndarray, image_ids: np.ndarray, raw: np.ndarray, settings: Settings, *,
-              codec: Codec | None = None, model: str = "") -> "FaissIndex":
+              codec: Codec | None = None, model: str = "", size: int | None = None) -> "FaissIndex":
         """A fresh index over `raw` vectors; HNSW is chosen when the catalogue is above the thresholds. Without a
-        codec, the vectors are centred on their mean (`Codec.for_vectors`)."""
+        codec, the vectors are centred on their mean (`Codec.for_vectors`). `size`: the number of items the index
+        will hold when these are a first batch (more follow by `add`), to choose its kind by."""
         raw = np.asarray(raw, np.float32)
         codec = codec if codec is not None else Codec.for_vectors(raw)
-        n = len(item_ids)
+        n = len(item_ids) if size is None else size
         index = cls(codec, settings, hnsw=n > settings.hnsw_threshold,
                     binary_hnsw=n > settings.binary_hnsw_threshold, model=model)
         index.add(item_ids, image_ids, raw)
@@ -332,8 +333,8 @@ def saved_version(folder: Path) -> tuple[int, int] | None:
 
 
 def _build(item_ids: np.ndarray, image_ids: np.ndarray, raw: np.ndarray, settings: Settings, codec: Codec,
-           model: str) -> FaissIndex:
-    return FaissIndex.build(item_ids, image_ids, raw, settings, codec=codec, model=model)
+           model: str, size: int | None = None) -> FaissIndex:
+    return FaissIndex.build(item_ids, image_ids, raw, settings, codec=codec, model=model, size=size)
 
 
 _NEVER = 10**12  # a threshold no catalogue reaches
