@@ -47,7 +47,8 @@ class VectorFile:
         import pyarrow.parquet as pq
 
         try:
-            self._parquet = pq.ParquetFile(self.path)
+            # no pre-buffering, a buffered stream: memory stays about one row group, not the whole file
+            self._parquet = pq.ParquetFile(self.path, pre_buffer=False, buffer_size=1 << 20)
         except (pa.ArrowException, OSError) as e:
             raise BadManifestError(f"{self.path}: not a readable Parquet file ({e})") from None
         schema = self._parquet.schema_arrow
