@@ -137,11 +137,15 @@ def read_state(home: Path) -> State:
         store = EmbeddingStore(folder)
         meta = store.meta()
         meta_mtime = (folder / "meta.json").stat().st_mtime_ns if (folder / "meta.json").exists() else 0
-        for shard in sorted(folder.glob("shard-*.npz")):
-            shards += 1
+        for shard in sorted([*folder.glob("shard-*.npz"), *folder.glob("shard-*.ids.npy")]):
+            shards += 1  # a .npy shard exists once its ids file does (its vectors file is written first)
             try:
-                with np.load(shard, allow_pickle=False) as z:
-                    ids, vecs = z["ids"], z["vectors"]
+                if shard.suffix == ".npz":
+                    with np.load(shard, allow_pickle=False) as z:
+                        ids, vecs = z["ids"], z["vectors"]
+                else:
+                    ids = np.load(shard, allow_pickle=False)
+                    vecs = np.load(shard.with_name(shard.name.replace(".ids.", ".f32.")), allow_pickle=False)
                 if len(ids) != len(vecs) or vecs.ndim != 2 or vecs.shape[1] != meta.get("dim", vecs.shape[1]) \
                         or not np.isfinite(vecs).all():
                     problems.append(f"torn embedding shard {shard.name}: {len(ids)} ids, vectors {vecs.shape}")

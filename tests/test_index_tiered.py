@@ -169,3 +169,25 @@ def test_searches_while_a_merge_runs_are_complete_and_writes_meanwhile_survive(k
     check_against_model(index, model, centre, rng)
     index.save(tmp_path)
     check_against_model(load_index(tmp_path, settings), model, centre, rng)
+
+
+@pytest.mark.parametrize("kind", ["ivfpq", "binary"])
+def test_a_rebuild_streamed_in_batches_leaves_no_delta(vectors, kind):
+    """`index --rebuild` streams stored embeddings in batches (build_index_batches): a tiered index took every
+    batch after the first into its exact delta (a million items searched by brute force); they are merged in."""
+    from viscover.index.registry import build_index_batches
+
+    ids, raw, queries = vectors
+    s = Settings(index_kind=kind)
+
+    def batches():
+        for start in range(0, len(ids), 4_000):
+            yield ids[start:start + 4_000], ids[start:start + 4_000] // 2, raw[start:start + 4_000]
+
+    index = build_index_batches(len(ids), raw.shape[1], batches, s, model="m")
+    described = index.describe()
+    assert (described["float"], described["items"], described["delta"]) == (kind, len(ids), 0)
+    centre = raw.mean(axis=0)
+    recalls = [len(set(exact_top(ids, raw, q, centre).tolist()) & set(index.search(index.encode(q), K).ids.tolist()))
+               / K for q in queries]
+    assert np.mean(recalls) >= RECALL_BOUND, np.mean(recalls)

@@ -19,6 +19,7 @@ _LAZY = {
     "Engine": ("viscover.engine", "Engine"),
     "IndexReport": ("viscover.engine", "IndexReport"),
     "IngestReport": ("viscover.catalog.ingest", "IngestReport"),
+    "VectorImportReport": ("viscover.search.importing", "VectorImportReport"),
     "Item": ("viscover.catalog.records", "Item"),
     "Filters": ("viscover.catalog.store", "Filters"),
     "BoardSummary": ("viscover.catalog.browse", "BoardSummary"),

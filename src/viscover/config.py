@@ -51,6 +51,11 @@ class Settings:
     image_roots: str = _s("", "Comma-separated extra folders that manifest paths may point into; empty: only the "
                               "manifest's own folder.")
     shard_size: int = _s(2048, "Embeddings written per shard file (the unit of resumption after a crash).")
+    vector_import_batch: int = _s(16_384, "Rows read per batch by `ingest-vectors` (one batch of vectors in RAM at "
+                                  "a time).")
+    index_build_batch: int = _s(65_536, "Stored vectors read per batch when an index is rebuilt (streamed from "
+                                "the memory-mapped shards: memory beyond the index itself stays about this many "
+                                "vectors).")
     index_backend: str = _s("faiss", "Vector index backend, by its registered name (viscover.index.registry): faiss.")
     hnsw_threshold: int = _s(50_000, "Vectors above which the float index uses HNSW instead of exact search.")
     hnsw_m: int = _s(32, "HNSW graph degree (M).")

@@ -37,6 +37,7 @@ from viscover.index.plan import IndexPlan
 from viscover.index.sync import IndexReport  # re-exported: `from viscover.engine import IndexReport` keeps working
 from viscover.paths import Home
 from viscover.progress import ProgressFactory, no_progress
+from viscover.search.importing import VectorImportReport
 from viscover.search.results import SearchHit
 from viscover.search.service import SearchService
 from viscover.shop import SceneObjects, ShopService
@@ -192,6 +193,16 @@ class Engine:
         """The index kind `index` would build for this catalogue (memory_budget, index_kind), with RAM and disk
         estimates and the reason; nothing is built."""
         return self._search.plan(model)
+
+    @_writes
+    def import_vectors(self, path: str | Path, *, ids: str | Path | None = None, model: str | None = None,
+                       progress: ProgressFactory = no_progress) -> VectorImportReport:
+        """Store embeddings computed elsewhere for catalogue items: a Parquet file (id, vector, optional model) or
+        an .npy of vectors with an `ids` file; bad rows are reported in the result, not raised. `index` then
+        indexes them without embedding those images."""
+        with self._write_lock.held():
+            return self._search.import_vectors(Path(path), ids=None if ids is None else Path(ids), model=model,
+                                               progress=progress)
 
     def unindexed(self, model: str | None = None) -> int:
         """How many catalogue items the model's index lacks (e.g. left by a killed job): `index` adds them."""

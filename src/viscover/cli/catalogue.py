@@ -62,6 +62,37 @@ def ingest(
         fail("nothing to ingest: " + "; ".join(f"{r.source}: {r.note}" for r in reports))
 
 
+@commands.command("ingest-vectors")
+@handle_errors
+def ingest_vectors(
+    source: Annotated[Path, typer.Argument(help="A .parquet file (columns id, vector, optional model) or an .npy "
+                                           "of vectors (N x dim) with --ids.")],
+    ids: Annotated[Optional[Path], typer.Option(help="For an .npy: the item id of each row (.npy, .txt one id a "
+                                                "line, or .csv with an id column).", metavar="FILE")] = None,
+    model: ModelOpt = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    home: HomeOpt = DEFAULT_HOME,
+    db: DbOpt = None,
+) -> None:
+    """Import embeddings computed elsewhere (e.g. on a GPU cluster) for items already in the catalogue.
+
+    Each vector becomes the model's embedding of its item's image, as if `index` had computed it: run
+    [bold]viscover index[/] next to index them (nothing is embedded again). Vectors must have the model's width;
+    a [bold]model[/] column, when present, must name the same model. Rows with unknown ids, other widths,
+    NaN/infinite values or no vector are reported and skipped; the rest is imported, a batch at a time.
+    """
+    from viscover.cli.render import print_vector_import_report, rich_progress
+
+    with open_engine(home, db) as engine:
+        report = engine.import_vectors(source, ids=ids, model=model, progress=rich_progress)
+    if json_out:
+        print(json.dumps(report.to_dict(hint=cli_hint), indent=2))
+    else:
+        print_vector_import_report(report)
+    if report.rows and not report.imported:
+        fail(f"{source}: no vector imported (every row was skipped)")
+
+
 @commands.command()
 @handle_errors
 def index(

@@ -66,6 +66,13 @@ def print_items(items, total: int, offset: int) -> None:
         console.print(f"more with --offset {offset + len(items)}", highlight=False)
 
 
+def print_vector_import_report(report) -> None:
+    console.print(f"[bold]{report.source}[/]: {report.rows} rows -> {report.imported} vectors of {report.model} "
+                  f"stored ({report.replaced} replaced), {len(report.skipped) + report.skipped_unlisted} skipped; "
+                  "run `viscover index` to index them", highlight=False)
+    problems(report.skipped, "rows", len(report.skipped) + report.skipped_unlisted)
+
+
 def print_index_report(report) -> None:
     done = "rebuilt" if report.rebuilt else "merged" if report.merged else "updated"
     console.print(f"[bold]{report.model}[/]: embedded {report.embedded} new image(s) in {report.seconds:.1f}s; "

@@ -12,7 +12,6 @@ from typing import Any, Callable, Hashable, Mapping, Protocol, runtime_checkable
 import numpy as np
 
 from viscover.config import Settings
-from viscover.index.codec import Codec
 
 
 @dataclass(frozen=True, eq=False)
@@ -136,8 +135,9 @@ class IndexBackend:
     """A vector index implementation as the registry knows it: how to build, load and version its saves."""
 
     name: str
-    # (item_ids, image_ids, raw, settings, codec, model) -> a new index holding those items
-    build: Callable[[np.ndarray, np.ndarray, np.ndarray, Settings, Codec, str], VectorIndex]
+    # (item_ids, image_ids, raw, settings, codec, model, size=None) -> a new index holding those items; `size`,
+    # when given, is how many items it will hold once later batches are added (it may choose its kind by it)
+    build: Callable[..., VectorIndex]
     # (folder, settings) -> the saved index, None if there is none; IndexCorruptError if it fails verification
     load: Callable[[Path, Settings], "VectorIndex | None"]
     # folder -> a value that changes whenever a new save lands there (None: nothing saved), for index caches

@@ -10,6 +10,7 @@ grocery photo->photo 0.909 -> 0.905 (one query in 296).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Iterable
 
 import numpy as np
 
@@ -24,6 +25,19 @@ class Codec:
     def fit(cls, vectors: np.ndarray) -> "Codec":
         """Centred on the mean of `vectors` (at least one row)."""
         return cls(center=np.asarray(vectors, np.float32).mean(axis=0).astype(np.float32))
+
+    @classmethod
+    def fit_batches(cls, batches: Iterable[np.ndarray]) -> "Codec":
+        """Centred on the mean of vectors given in batches (summed in float64), as `fit` on all of them would be,
+        without holding them all."""
+        total, count = None, 0
+        for raw in batches:
+            part = np.asarray(raw, np.float32).sum(axis=0, dtype=np.float64)
+            total = part if total is None else total + part
+            count += len(raw)
+        if not count:
+            raise ValueError("no vectors to centre on")
+        return cls(center=(total / count).astype(np.float32))
 
     @classmethod
     def identity(cls, dim: int) -> "Codec":

@@ -49,12 +49,15 @@ class FaissIndex:
     # ---- construction ---------------------------------------------------------------------------------------
     @classmethod
     def build(cls, item_ids: np.ndarray, image_ids: np.ndarray, raw: np.ndarray, settings: Settings, *,
-              codec: Codec | None = None, model: str = "", hnsw: bool | None = None) -> "FaissIndex":
+              codec: Codec | None = None, model: str = "", hnsw: bool | None = None,
+              size: int | None = None) -> "FaissIndex":
         """A fresh index over `raw` vectors; HNSW is chosen when the catalogue is above the thresholds (or as
-        `hnsw` says). Without a codec, the vectors are centred on their mean (`Codec.for_vectors`)."""
+        `hnsw` says). Without a codec, the vectors are centred on their mean (`Codec.for_vectors`). `size`: the
+        number of items the index will hold when these are a first batch (more follow by `add`), to choose its
+        kind by."""
         raw = np.asarray(raw, np.float32)
         codec = codec if codec is not None else Codec.for_vectors(raw)
-        n = len(item_ids)
+        n = len(item_ids) if size is None else size
         index = cls(codec, settings, hnsw=n > settings.hnsw_threshold if hnsw is None else hnsw,
                     binary_hnsw=n > settings.binary_hnsw_threshold, model=model)
         index.add(item_ids, image_ids, raw)
@@ -338,13 +341,14 @@ def saved_version(folder: Path) -> tuple[int, int] | None:
 
 
 def _build(item_ids: np.ndarray, image_ids: np.ndarray, raw: np.ndarray, settings: Settings, codec: Codec,
-           model: str) -> "FaissIndex | TieredIndex":
+           model: str, size: int | None = None) -> "FaissIndex | TieredIndex":
     """The kind `plan_index` picks for this many items (memory_budget, index_kind): FAISS graphs or exact search,
-    or a tiered index of codes in RAM."""
-    kind = plan_index(len(item_ids), codec.dim, settings).kind
+    or a tiered index of codes in RAM. `size`: the items the index will hold when these are a first batch."""
+    kind = plan_index(len(item_ids) if size is None else size, codec.dim, settings).kind
     if kind in COMPRESSED:
         return TieredIndex.build(item_ids, image_ids, raw, settings, kind, codec=codec, model=model)
-    return FaissIndex.build(item_ids, image_ids, raw, settings, codec=codec, model=model, hnsw=kind == "hnsw")
+    return FaissIndex.build(item_ids, image_ids, raw, settings, codec=codec, model=model, hnsw=kind == "hnsw",
+                            size=size)
 
 
 _NEVER = 10**12  # a threshold no catalogue reaches

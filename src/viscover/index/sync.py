@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 
@@ -14,7 +14,7 @@ from viscover.config import Settings
 from viscover.embed.vectors import EmbeddingStore
 from viscover.errors import IndexCorruptError
 from viscover.index.base import Mergeable, VectorIndex
-from viscover.index.registry import build_index, load_index
+from viscover.index.registry import build_index_batches, load_index
 
 if TYPE_CHECKING:
     from viscover.embed import Embedder
@@ -49,7 +49,7 @@ def sync_index(folder: Path, item_ids: np.ndarray, image_ids: np.ndarray, vector
     """Make the index saved in `folder` hold exactly the catalogue's items (`item_ids` with their `image_ids`)
     whose image has a vector: add and remove in place when possible, else rebuild from the stored embeddings.
     Saves it, fills the report's index fields and returns it."""
-    keep = np.isin(image_ids, vectors.ids())
+    keep = vectors.has(image_ids)
     item_ids, image_ids = item_ids[keep], image_ids[keep]
     index = None
     if not rebuild:
@@ -75,8 +75,9 @@ def sync_index(folder: Path, item_ids: np.ndarray, image_ids: np.ndarray, vector
                 index.merge()
                 report.merged = True
     if index is None:
-        index = build_index(item_ids, image_ids, raw_vectors(vectors, image_ids, embedder.dim), settings,
-                            centered=embedder.centered, model=embedder.name)
+        index = build_index_batches(len(item_ids), embedder.dim,
+                                    lambda: item_batches(vectors, item_ids, image_ids, settings.index_build_batch),
+                                    settings, centered=embedder.centered, model=embedder.name)
         report.rebuilt, report.added = True, len(item_ids)
     index.save(folder)
     report.size, report.kind = len(index), index.describe()["float"]
@@ -87,5 +88,12 @@ def raw_vectors(vectors: EmbeddingStore, image_ids: np.ndarray, dim: int) -> np.
     """Stored raw vectors aligned with `image_ids` (which may repeat: items can share an image)."""
     if len(image_ids) == 0:
         return np.zeros((0, dim), np.float32)
-    ids, raw = vectors.load(np.unique(image_ids))
-    return raw[np.searchsorted(ids, image_ids)]
+    return vectors.vectors_of(image_ids)
+
+
+def item_batches(vectors: EmbeddingStore, item_ids: np.ndarray, image_ids: np.ndarray,
+                 batch: int) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """(item ids, image ids, raw vectors) `batch` items at a time, read from the memory-mapped shards."""
+    for start in range(0, len(item_ids), max(1, batch)):
+        images = image_ids[start:start + batch]
+        yield item_ids[start:start + batch], images, vectors.vectors_of(images)

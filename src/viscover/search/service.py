@@ -23,6 +23,7 @@ from viscover.index.plan import IndexPlan, plan_index
 from viscover.index.sync import IndexReport
 from viscover.paths import Home
 from viscover.progress import ProgressFactory, no_progress
+from viscover.search.importing import VectorImportReport, import_vectors
 from viscover.search.indexing import index_catalogue
 from viscover.search.results import SearchHit
 from viscover.search.searcher import run_search
@@ -46,6 +47,24 @@ class SearchService:
         report, index = index_catalogue(self.store, self.home, self.settings, embedder, rebuild=rebuild,
                                         progress=progress)
         self.indexes.keep(embedder.key, index)
+        return report
+
+    def import_vectors(self, path: Path, *, ids: Path | None = None, model: str | None = None,
+                       progress: ProgressFactory = no_progress) -> VectorImportReport:
+        """Store vectors computed elsewhere for catalogue items (Parquet, or .npy with an ids file); items whose
+        vector was replaced leave the model's index (the next `index` adds them back). The caller holds the
+        home's write lock."""
+        embedder = self.embedder(model)
+        report = import_vectors(self.store, self.home, self.settings, embedder, Path(path), ids=ids, model=model,
+                                progress=progress)
+        folder = self.home.index(embedder.key)
+        try:
+            index = load_index(folder, self.settings) if len(report.replaced_items) else None
+        except IndexCorruptError:
+            index = None  # the next `index` rebuilds it from the stored embeddings
+        if index is not None and index.remove(report.replaced_items):
+            index.save(folder)
+            self.indexes.keep(embedder.key, index)
         return report
 
     def vector_index(self, model: str | None = None) -> VectorIndex:
