@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from viscover.catalog.natural import natural_key
-from viscover.catalog.records import Item
+from viscover.catalog.records import NO_IMAGE, Item
 from viscover.catalog.store import CatalogStore, Filters
 from viscover.config import Settings
 from viscover.errors import BadImageError, BadRequestError, NotFoundError, Remedy
@@ -95,7 +95,14 @@ def catalogue_image(store: CatalogStore, sha256: str) -> tuple[str, str]:
     found = store.image_of_item_sha(sha256)
     if found is None:
         raise NotFoundError(f"no catalogue item has the image {sha256}")
+    if found[1] == NO_IMAGE:
+        raise no_image(store.key_of_image(sha256) or sha256)
     return found
+
+
+def no_image(key: str) -> NotFoundError:
+    """The error for the image of an item ingested without one (by id, its vector imported)."""
+    return NotFoundError(f"item {key!r} has no image stored; it was ingested from its vector alone")
 
 
 def image_bytes(store: CatalogStore, sha256: str, max_bytes: int) -> tuple[bytes, str]:
@@ -122,6 +129,8 @@ def item_image(store: CatalogStore, key: str, settings: Settings) -> bytes:
     """The bytes of an item's image as ingested (a file read as image_bytes does, a URL downloaded again), to
     detect in or crop from; NotFoundError naming the item, never its location, when they are gone or changed."""
     item = store.item(key)
+    if not item.has_image:
+        raise no_image(key)
     try:
         if is_url(item.uri):
             data = read_image_bytes(item.uri, max_bytes=settings.max_image_bytes, timeout=settings.url_timeout,

@@ -1,6 +1,8 @@
 """Ingest: read each row's image (file or URL), hash and check it, and upsert the items in batches.
 
 Images are only probed here (header, size limits, content hash); they are decoded in full once, when embedded.
+Rows without an image (a manifest listing items by id alone) get a placeholder image record with no file work at
+all, so a catalogue of millions whose vectors are imported ingests at the speed of the database.
 A bad row or image is recorded as a Problem and skipped; everything else is committed batch by batch, so an
 interrupted ingest keeps what it already wrote and a re-run is idempotent. Memory stays bounded however long the
 source: rows are read a batch at a time, only the first MAX_PROBLEMS problems are kept (the rest are counted),
@@ -39,6 +41,7 @@ class IngestReport:
     rows: int = 0
     counts: UpsertCounts = field(default_factory=UpsertCounts)
     repeated: int = 0  # rows repeating an earlier row of this source (same id, same image)
+    without_image: int = 0  # rows listing an item without an image file (its vector is imported)
     skipped: list[Problem] = field(default_factory=list)  # the first MAX_PROBLEMS skipped rows, with reasons
     skipped_unlisted: int = 0  # skipped rows beyond MAX_PROBLEMS: counted, not listed
     ignored_columns: list[str] = field(default_factory=list)
@@ -57,6 +60,7 @@ class IngestReport:
         """The report as JSON; `hint` is a shell's phrasing of the problems' remedies (none by default)."""
         return {"source": self.source, "rows": self.rows, "added": self.counts.added,
                 "updated": self.counts.updated, "unchanged": self.counts.unchanged, "repeated": self.repeated,
+                "without_image": self.without_image,
                 "skipped": self.skipped_total, "problems": [p.describe(hint) for p in self.skipped],
                 "problems_unlisted": self.skipped_unlisted, "ignored_columns": self.ignored_columns,
                 "note": self.note or None}
@@ -77,7 +81,9 @@ def ingest(store: CatalogStore, source: Source, *, blob_dir: Path, settings: Set
             rows = [r for r in batch if isinstance(r, SourceRow)]
             problems = [r for r in batch if isinstance(r, Problem)]
             records = []
-            for row, loaded in zip(rows, pool.map(lambda r: _load(r, settings, blob_dir), rows)):
+            read = iter(pool.map(lambda r: _load(r, settings, blob_dir), [r for r in rows if r.location]))
+            for row in rows:
+                loaded = next(read) if row.location else _without_image(row)
                 if isinstance(loaded, Problem):
                     problems.append(loaded)
                     continue
@@ -91,6 +97,7 @@ def ingest(store: CatalogStore, source: Source, *, blob_dir: Path, settings: Set
                 else:
                     problems.append(Problem(row.where, f"id {row.key!r} was already used by {first[0]} for a "
                                                        "different image (the first one is kept); ids must be unique"))
+            report.without_image += sum(1 for r in records if not r.source)
             report.skip(problems)
             report.counts += store.upsert(records)
             advance(len(batch))
@@ -108,6 +115,12 @@ def ingest_path(store: CatalogStore, source: Path, *, blob_dir: Path, settings: 
     src = open_source(Path(source).expanduser(), label_from_dirs=label_from_dirs, domain=domain, board=board,
                       image_roots=roots)
     return ingest(store, src, blob_dir=blob_dir, settings=settings, progress=progress)
+
+
+def _without_image(row: SourceRow) -> ItemRecord:
+    """An item listed by id alone: a placeholder image of its own (no file), its vector to be imported."""
+    return ItemRecord(key=row.key, source="", image=ImageRecord.absent(row.key), fields=row.fields,
+                      labels=row.labels, boards=row.boards)
 
 
 def _load(row: SourceRow, settings: Settings, blob_dir: Path) -> ItemRecord | Problem:

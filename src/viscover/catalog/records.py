@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
+
 import numpy as np
 
 from viscover.errors import Hint, Remedy, with_remedy
 
 ITEM_FIELDS = ("title", "description", "domain", "split")
+NO_IMAGE = "none"  # the format of an item's placeholder image when it was ingested without one (by id alone)
 RANDOM_SOURCE = "random"  # an engagement log's traffic slice of lists shown in random order (viscover.rank.debias)
 
 
@@ -21,6 +24,13 @@ class ImageRecord:
     format: str
     nbytes: int
     uri: str
+
+    @classmethod
+    def absent(cls, key: str) -> "ImageRecord":
+        """The placeholder image of an item listed without one: its own hash (no two items share it, so each
+        keeps its own vector), no file, format NO_IMAGE; never read, embedded or counted as bad."""
+        sha = hashlib.sha256(f"no-image:{key}".encode()).hexdigest()
+        return cls(sha256=sha, width=0, height=0, format=NO_IMAGE, nbytes=0, uri="")
 
 
 @dataclass
@@ -56,6 +66,11 @@ class Item:
     split: str | None
     labels: dict[str, str]
     boards: list[str]
+
+    @property
+    def has_image(self) -> bool:
+        """False for an item ingested by id alone (its placeholder image has no file)."""
+        return self.uri != ""
 
     def to_dict(self) -> dict:
         return {"id": self.key, "title": self.title, "description": self.description, "domain": self.domain,

@@ -1,7 +1,9 @@
 """Where items come from: manifest files (CSV, JSONL, Parquet) and folders, read as a stream of rows.
 
-A manifest has a required `path` column (relative to the manifest's folder, absolute, or an http(s) URL) and
-optional `id`, `title`, `description`, `domain`, `split`, `boards` (`;`-separated) and `label.<task>` columns.
+A manifest has a `path` column (relative to the manifest's folder, absolute, or an http(s) URL) and optional `id`,
+`title`, `description`, `domain`, `split`, `boards` (`;`-separated) and `label.<task>` columns. For ingest, a
+manifest with an `id` column and no `path` column lists items without image files (their vectors are imported
+with `ingest-vectors`); a row of one that does give a path (JSONL) keeps its image.
 A bad row becomes a Problem naming the file and row; it never stops the rows after it. Files are streamed, never
 loaded whole, and may be UTF-8, UTF-16 or UTF-32 text (`viscover.catalog.tables` reads them). Local paths must stay
 inside the manifest's folder or an allowed root (`viscover.catalog.roots`); folders never follow symbolic links
@@ -34,7 +36,7 @@ class SourceRow:
     """One item to ingest, before its image has been read."""
 
     where: str  # for messages: "grocery.csv line 12" or a file path
-    location: str  # absolute path or URL of the image
+    location: str  # absolute path or URL of the image; "" for an item without one (a manifest without paths)
     key: str
     fields: dict[str, str | None] = field(default_factory=dict)
     labels: dict[str, str | None] = field(default_factory=dict)
@@ -72,7 +74,7 @@ def open_source(path: Path, *, label_from_dirs: str | None = None, domain: str |
     if label_from_dirs or board:
         raise BadManifestError("labels from folder names and one board for every image apply to folders; put "
                                "labels and boards in the manifest's label.<task> and boards columns instead")
-    return manifest_source(path, domain=domain, image_roots=image_roots)
+    return manifest_source(path, domain=domain, image_roots=image_roots, images_optional=True)
 
 
 # ---- folders ---------------------------------------------------------------------------------------------------
@@ -140,14 +142,17 @@ def _walk_images(root: Path) -> Iterator[Path]:
 
 
 # ---- manifests -------------------------------------------------------------------------------------------------
-def manifest_source(path: Path, *, domain: str | None = None,
-                    image_roots: Iterable[str | Path] | None = ()) -> Source:
-    """Stream a manifest's rows. Local paths outside its folder and `image_roots` become Problems (None: no check)."""
+def manifest_source(path: Path, *, domain: str | None = None, image_roots: Iterable[str | Path] | None = (),
+                    images_optional: bool = False) -> Source:
+    """Stream a manifest's rows. Local paths outside its folder and `image_roots` become Problems (None: no check).
+    With `images_optional` (ingest), a manifest with an `id` column and no `path` column lists items without
+    images: rows with location ""."""
     table = open_table(path, what="manifest", jsonl_header=True)
     base = path.resolve().parent
     guard = None if image_roots is None else PathGuard.of(path, image_roots)
     columns = table.columns or []
-    _check_columns(path, columns)
+    no_paths = images_optional and "path" not in columns and "id" in columns
+    _check_columns(path, columns, no_paths)
     ignored = [c for c in columns if c and c not in KNOWN_COLUMNS and not c.startswith(LABEL_PREFIX)
                and not (table.kind == "jsonl" and c in ("label", "labels"))]
 
@@ -157,18 +162,19 @@ def manifest_source(path: Path, *, domain: str | None = None,
                 yield row
                 continue
             try:
-                yield _row(row.values, row.where, base, domain, guard)
+                yield _row(row.values, row.where, base, domain, guard, no_paths)
             except BadManifestError as e:
                 yield Problem(row.where, str(e), e.remedy)
 
     return Source(name=str(path), rows=rows(), total=table.total, ignored_columns=ignored)
 
 
-def _check_columns(path: Path, columns: list[str]) -> None:
-    if "path" not in columns:
+def _check_columns(path: Path, columns: list[str], no_paths: bool = False) -> None:
+    if "path" not in columns and not no_paths:
         raise BadManifestError(f"{path}: no 'path' column (found: {', '.join(map(repr, columns)) or 'none'}); the "
                                "manifest needs a header (JSONL: a key in every line) with at least 'path' (image "
-                               "file, relative path or URL)")
+                               "file, relative path or URL), or for ingesting items without images an 'id' column "
+                               "and no 'path' column")
     repeated = sorted({c for c in columns if c and columns.count(c) > 1})
     if repeated:
         raise BadManifestError(f"{path}: column(s) {', '.join(map(repr, repeated))} appear more than once in the "
@@ -178,18 +184,23 @@ def _check_columns(path: Path, columns: list[str]) -> None:
         raise BadManifestError(f"{path}: column {bad[0]!r} names no task; use label.<task>, e.g. label.product")
 
 
-def _row(record: dict[str, Any], where: str, base: Path, domain: str | None, guard: PathGuard | None) -> SourceRow:
+def _row(record: dict[str, Any], where: str, base: Path, domain: str | None, guard: PathGuard | None,
+         no_paths: bool = False) -> SourceRow:
     raw_path = text(record.get("path"))
-    if raw_path is None:
+    if raw_path is None and not no_paths:
         raise BadManifestError("empty 'path': give the image's file path or URL")
     check_text("path", raw_path)
-    if is_url(raw_path):
+    if raw_path is None:  # an item without an image (a manifest without a path column): its id is required
+        if text(record.get("id")) is None:
+            raise BadManifestError("empty 'id': a manifest without a 'path' column lists items by id alone")
+        location = ""
+    elif is_url(raw_path):
         location = raw_path
     else:
         location = str(base / os.path.expanduser(raw_path))  # an absolute path replaces `base`
         if guard is not None:
             guard.check(location, raw_path)
-    key = text(record.get("id")) or raw_path
+    key = text(record.get("id")) or raw_path or ""
     fields = {f: text(record[f]) for f in ITEM_FIELDS if f in record}
     if domain is not None and fields.get("domain") is None:
         fields["domain"] = domain

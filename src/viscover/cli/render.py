@@ -46,6 +46,9 @@ def print_ingest_report(report) -> None:
     console.print(f"[bold]{report.source}[/]: {report.rows} rows -> {c.added} added, {c.updated} updated, "
                   f"{c.unchanged} unchanged, {report.skipped_total} skipped"
                   + (f", {report.repeated} repeated rows ignored" if report.repeated else ""), highlight=False)
+    if report.without_image:
+        console.print(f"{report.without_image} item(s) without an image: import their vectors with `viscover "
+                      "ingest-vectors`, then run `viscover index`", highlight=False)
     if report.ignored_columns:
         console.print(f"ignored columns: {', '.join(report.ignored_columns)}")
     if report.note:

@@ -87,13 +87,17 @@ class SearchService:
 
     def plan(self, model: str | None = None) -> IndexPlan:
         """The index kind `index` would build for the catalogue's indexable items, by size and memory_budget."""
-        return plan_index(len(self._indexable()), self.embedder(model).dim, self.settings)
+        embedder = self.embedder(model)
+        return plan_index(len(self._indexable(embedder)), embedder.dim, self.settings)
 
     def unindexed(self, model: str | None = None) -> int:
         """How many catalogue items the model's index lacks (all when it has none or it is damaged): what `index`
-        would add, e.g. items of a job killed half-way. Items whose image is known to be undecodable never count."""
-        wanted = self._indexable()
-        if len(wanted) == 0:  # an empty catalogue: no need to load the model
+        would add, e.g. items of a job killed half-way. Items whose image is known to be undecodable, and items
+        without an image whose vector was not imported, never count: `index` could not add them."""
+        if self.store.count_items() == 0:  # an empty catalogue: no need to load the model
+            return 0
+        wanted = self._indexable(self.embedder(model))
+        if len(wanted) == 0:
             return 0
         try:
             index = self.vector_index(model)
@@ -107,11 +111,21 @@ class SearchService:
             return len(self._indexable())
         return max(m["unindexed"] for m in models.values())
 
-    def _indexable(self) -> np.ndarray:
-        """Ids of the items whose image is not known to be undecodable: those an index should hold."""
+    def _indexable(self, embedder: Embedder | None = None, *, key: str | None = None,
+                   can_embed: bool = True) -> np.ndarray:
+        """Ids of the items an index of this model should hold: those whose image has a stored vector, and, for a
+        model that can embed, those whose image file is not known to be undecodable (items without an image
+        need an imported vector). `key`/`can_embed` describe a stored model without loading it."""
         item_ids, image_ids = self.store.item_images()
-        decodable = np.array([i for i, _ in self.store.images_to_embed()], np.int64)
-        return item_ids[np.isin(image_ids, decodable)]
+        if embedder is not None:
+            key = embedder.key
+        keep = np.zeros(len(item_ids), bool)
+        if key is not None and len(item_ids):
+            keep |= EmbeddingStore(self.home.embeddings(key)).has(image_ids)
+        if can_embed:
+            decodable = np.array([i for i, _ in self.store.images_to_embed()], np.int64)
+            keep |= np.isin(image_ids, decodable)
+        return item_ids[keep]
 
     def describe(self) -> dict[str, dict]:
         """Per stored model: its embeddings (meta, images embedded), its saved index (or the index's error) and how
@@ -127,7 +141,7 @@ class SearchService:
                 entry["index"] = index.describe() if index else None
             except IndexCorruptError as e:
                 entry["index"] = {"error": str(e)}
-            wanted = self._indexable()
+            wanted = self._indexable(key=folder.name)
             entry["unindexed"] = int((~index.contains(wanted)).sum()) if index is not None else len(wanted)
             out[folder.name] = entry
         return out

@@ -99,6 +99,11 @@ class CatalogStore:
         with self.engine.connect() as conn:
             return reads.image_of_item_sha(conn, sha256)
 
+    def key_of_image(self, sha256: str) -> str | None:
+        """The id of an item showing the image with this content hash, None when no item does."""
+        with self.engine.connect() as conn:
+            return reads.key_of_image(conn, sha256)
+
     def images_to_embed(self) -> list[tuple[int, str]]:
         """(image id, uri) of every image used by an item and not known to be undecodable."""
         with self.engine.connect() as conn:

@@ -12,7 +12,7 @@ from sqlalchemy.engine import Connection
 
 from viscover.catalog import schema as t
 from viscover.catalog.natural import natural_key
-from viscover.catalog.records import Item
+from viscover.catalog.records import NO_IMAGE, Item
 from viscover.catalog.store.sql import ID_OF_KEY, ITEMS_WITH_IMAGES, chunks, items_by_ids
 from viscover.errors import BadRequestError
 
@@ -59,10 +59,20 @@ def image_of_item_sha(conn: Connection, sha256: str) -> tuple[str, str] | None:
     return None if row is None else (row[0], row[1])
 
 
+def key_of_image(conn: Connection, sha256: str) -> str | None:
+    """The id of an item showing the image with this content hash, None when no item does."""
+    q = (select(t.items.c.key).join(t.images, t.images.c.id == t.items.c.image_id)
+         .where(t.images.c.sha256 == sha256).limit(1))
+    row = conn.execute(q).first()
+    return None if row is None else row[0]
+
+
 def images_to_embed(conn: Connection) -> list[tuple[int, str]]:
-    """(image id, uri) of every image used by an item and not known to be undecodable."""
+    """(image id, uri) of every image used by an item and not known to be undecodable; placeholders of items
+    without images are not images to embed."""
     q = (select(t.images.c.id, t.images.c.uri)
-         .where(t.images.c.error.is_(None), t.images.c.id.in_(select(t.items.c.image_id)))
+         .where(t.images.c.error.is_(None), t.images.c.format != NO_IMAGE,
+                t.images.c.id.in_(select(t.items.c.image_id)))
          .order_by(t.images.c.id))
     return [(int(i), u) for i, u in conn.execute(q)]
 
@@ -210,6 +220,9 @@ def stats(conn: Connection) -> dict:
         "items": scalar(select(func.count()).select_from(t.items)),
         "images": scalar(select(func.count()).select_from(t.images)),
         "bad_images": scalar(select(func.count()).select_from(t.images).where(t.images.c.error.is_not(None))),
+        "items_without_image": scalar(select(func.count()).select_from(t.items)
+                                      .join(t.images, t.images.c.id == t.items.c.image_id)
+                                      .where(t.images.c.format == NO_IMAGE)),
         "boards": scalar(select(func.count()).select_from(t.boards)),
         "board_memberships": scalar(select(func.count()).select_from(t.board_items)),
         "tasks": {task: {"labelled": n, "labels": k} for task, n, k in tasks},
