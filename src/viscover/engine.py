@@ -29,6 +29,7 @@ from viscover.catalog.store import CatalogStore, Filters
 from viscover.config import Settings
 from viscover.diskspace import disk_full_as_error
 from viscover.embed import Embedder, load_embedder, resolve_model
+from viscover.embed.declared import find_declared
 from viscover.errors import NotFoundError, Remedy
 from viscover.fsutil import HomeLock
 from viscover.imaging import CropBox, download_async
@@ -175,12 +176,20 @@ class Engine:
 
     # ---- models and indexes (viscover.embed, viscover.search) -------------------------------------------------
     def embedder(self, model: str | None = None) -> Embedder:
-        """The embedder of a model name (default: the model setting), loaded once."""
-        name = resolve_model(model or self.settings.model)
+        """The embedder of a model name (default: the model setting), loaded once; for a model declared by
+        importing its vectors (`import_vectors(..., dim=)`), its description, which has no image encoder."""
+        requested = model or self.settings.model
         with self._cache_lock:
-            if name not in self._embedders:
-                self._embedders[name] = load_embedder(name, threads=self.settings.inference_threads)
-            return self._embedders[name]
+            if requested in self._embedders:
+                return self._embedders[requested]
+            found: Embedder | None = find_declared(self.home, requested)
+            if found is None:
+                name = resolve_model(requested)
+                if name not in self._embedders:
+                    self._embedders[name] = load_embedder(name, threads=self.settings.inference_threads)
+                found = self._embedders[name]
+            self._embedders[requested] = found
+            return found
 
     @_writes
     def index(self, model: str | None = None, *, rebuild: bool = False,
@@ -196,13 +205,14 @@ class Engine:
 
     @_writes
     def import_vectors(self, path: str | Path, *, ids: str | Path | None = None, model: str | None = None,
-                       progress: ProgressFactory = no_progress) -> VectorImportReport:
+                       dim: int | None = None, progress: ProgressFactory = no_progress) -> VectorImportReport:
         """Store embeddings computed elsewhere for catalogue items: a Parquet file (id, vector, optional model) or
         an .npy of vectors with an `ids` file; bad rows are reported in the result, not raised. `index` then
-        indexes them without embedding those images."""
+        indexes them without embedding those images. A model viscover cannot run is declared by its first
+        import, with `dim` (the vectors' width); it can then index and search by item id, never embed."""
         with self._write_lock.held():
             return self._search.import_vectors(Path(path), ids=None if ids is None else Path(ids), model=model,
-                                               progress=progress)
+                                               dim=dim, progress=progress)
 
     def unindexed(self, model: str | None = None) -> int:
         """How many catalogue items the model's index lacks (e.g. left by a killed job): `index` adds them."""

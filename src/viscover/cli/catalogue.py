@@ -70,6 +70,9 @@ def ingest_vectors(
     ids: Annotated[Optional[Path], typer.Option(help="For an .npy: the item id of each row (.npy, .txt one id a "
                                                 "line, or .csv with an id column).", metavar="FILE")] = None,
     model: ModelOpt = None,
+    dim: Annotated[Optional[int], typer.Option(min=1, help="For a model viscover cannot run here (e.g. one run "
+                                               "on a GPU cluster): the width of its vectors, given on its first "
+                                               "import, which declares it.")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
     home: HomeOpt = DEFAULT_HOME,
     db: DbOpt = None,
@@ -80,11 +83,15 @@ def ingest_vectors(
     [bold]viscover index[/] next to index them (nothing is embedded again). Vectors must have the model's width;
     a [bold]model[/] column, when present, must name the same model. Rows with unknown ids, other widths,
     NaN/infinite values or no vector are reported and skipped; the rest is imported, a batch at a time.
+
+    A [bold]--model[/] name viscover cannot run is declared by its first import with [bold]--dim[/]: `index
+    --model NAME` and searches by item id then work without an encoder (searching by an image needs one).
+    Items ingested from a manifest without a path column (ids alone) get their vectors this way.
     """
     from viscover.cli.render import print_vector_import_report, rich_progress
 
     with open_engine(home, db) as engine:
-        report = engine.import_vectors(source, ids=ids, model=model, progress=rich_progress)
+        report = engine.import_vectors(source, ids=ids, model=model, dim=dim, progress=rich_progress)
     if json_out:
         print(json.dumps(report.to_dict(hint=cli_hint), indent=2))
     else:

@@ -15,6 +15,8 @@ def cli_hint(remedy: Remedy) -> str | None:
                        "VISCOVER_HOME) at an existing one",
         "ingest": "ingest the item again with `viscover ingest`",
         "list-items": "find ids with `viscover items TEXT`",
+        "declare-model": f"declare it: `viscover ingest-vectors FILE --model {remedy.model or 'NAME'} --dim D` (D: "
+                         "the vectors' width)",
         "ingest-images": "add images with `viscover ingest FOLDER_OR_MANIFEST`",
         "set-detector": "pass --detector MODEL.onnx (a CenterNet ONNX file, e.g. "
                         "../shared/models/centernet-coco.onnx), or save it for the home: detector = \"PATH\" in "

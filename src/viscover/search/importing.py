@@ -14,6 +14,7 @@ from viscover.catalog.records import Problem
 from viscover.catalog.store import CatalogStore
 from viscover.config import Settings
 from viscover.embed import Embedder
+from viscover.embed.declared import model_meta
 from viscover.embed.vector_files import VectorFile
 from viscover.embed.vectors import EmbeddingStore
 from viscover.errors import BadManifestError, Hint, Remedy
@@ -62,7 +63,7 @@ def import_vectors(store: CatalogStore, home: Home, settings: Settings, embedder
                                f"--model {foreign[0]}, or drop the model column if they are this model's")
     report = VectorImportReport(source=str(path), model=embedder.name, dim=embedder.dim)
     vectors = EmbeddingStore(home.embeddings(embedder.key))
-    vectors.write_meta({"model": embedder.name, "key": embedder.key, "dim": embedder.dim})
+    vectors.write_meta(model_meta(embedder))
     item_ids, image_ids = store.item_images()
     order = np.argsort(item_ids)
     item_ids, image_ids = item_ids[order], image_ids[order]

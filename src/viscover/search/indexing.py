@@ -11,6 +11,7 @@ from viscover.catalog.records import Problem
 from viscover.catalog.store import CatalogStore
 from viscover.config import Settings
 from viscover.embed import Embedder
+from viscover.embed.declared import DeclaredModel, model_meta
 from viscover.embed.pipeline import ImageJob, embed_images
 from viscover.embed.vectors import EmbeddingStore
 from viscover.index.base import VectorIndex
@@ -22,12 +23,14 @@ from viscover.progress import ProgressFactory, no_progress
 def index_catalogue(store: CatalogStore, home: Home, settings: Settings, embedder: Embedder, *,
                     rebuild: bool = False, progress: ProgressFactory = no_progress) -> tuple[IndexReport, VectorIndex]:
     """Embed what is new, then sync (or, with `rebuild`, rebuild) the saved index. The caller holds the home's
-    write lock. Returns the report and the index as saved."""
+    write lock. Returns the report and the index as saved. A declared model (vectors imported, no encoder)
+    embeds nothing: the index holds the items whose vectors were imported."""
     start = time.perf_counter()
     report = IndexReport(model=embedder.name, key=embedder.key)
     vectors = EmbeddingStore(home.embeddings(embedder.key))
-    vectors.write_meta({"model": embedder.name, "key": embedder.key, "dim": embedder.dim})
-    _embed_new(store, vectors, embedder, settings, progress, report)
+    vectors.write_meta(model_meta(embedder))
+    if not isinstance(embedder, DeclaredModel):
+        _embed_new(store, vectors, embedder, settings, progress, report)
     item_ids, image_ids = store.item_images()
     index = sync_index(home.index(embedder.key), item_ids, image_ids, vectors, embedder, settings,
                        rebuild=rebuild, report=report)

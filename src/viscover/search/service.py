@@ -12,10 +12,11 @@ import numpy as np
 from viscover.catalog.browse import item_image
 from viscover.catalog.store import CatalogStore, Filters
 from viscover.config import Settings
-from viscover.embed import Embedder
+from viscover.embed import Embedder, resolve_model
+from viscover.embed.declared import DeclaredModel, declare
 from viscover.embed.pipeline import ImageJob, decode_pixels, embed_batch
 from viscover.embed.vectors import EmbeddingStore
-from viscover.errors import BadImageError, BadRequestError, IndexCorruptError, NotFoundError, Remedy
+from viscover.errors import BadImageError, BadRequestError, IndexCorruptError, ModelError, NotFoundError, Remedy
 from viscover.imaging import CropBox
 from viscover.index import Query, VectorIndex, load_index
 from viscover.index.cache import IndexCache
@@ -50,11 +51,11 @@ class SearchService:
         return report
 
     def import_vectors(self, path: Path, *, ids: Path | None = None, model: str | None = None,
-                       progress: ProgressFactory = no_progress) -> VectorImportReport:
+                       dim: int | None = None, progress: ProgressFactory = no_progress) -> VectorImportReport:
         """Store vectors computed elsewhere for catalogue items (Parquet, or .npy with an ids file); items whose
-        vector was replaced leave the model's index (the next `index` adds them back). The caller holds the
-        home's write lock."""
-        embedder = self.embedder(model)
+        vector was replaced leave the model's index (the next `index` adds them back). A model name viscover
+        cannot run is declared by its first import, with `dim`. The caller holds the home's write lock."""
+        embedder = self._model_to_import(model, dim)
         report = import_vectors(self.store, self.home, self.settings, embedder, Path(path), ids=ids, model=model,
                                 progress=progress)
         folder = self.home.index(embedder.key)
@@ -66,6 +67,23 @@ class SearchService:
             index.save(folder)
             self.indexes.keep(embedder.key, index)
         return report
+
+    def _model_to_import(self, model: str | None, dim: int | None) -> Embedder:
+        """The embedder of a model viscover can run, else its declaration (made now, given `dim`)."""
+        name = model or self.settings.model
+        try:
+            embedder = self.embedder(model)
+        except ModelError:
+            try:
+                resolve_model(name)
+            except ModelError:  # not a name viscover could ever load: a model computed elsewhere
+                return declare(self.home, name, dim)
+            raise
+        if dim is not None and dim != embedder.dim:
+            what = "was declared with" if isinstance(embedder, DeclaredModel) else "gives vectors of"
+            raise ModelError(f"model {name!r} {what} {embedder.dim} dimensions; its vectors must have "
+                             f"{embedder.dim} values, not {dim}")
+        return embedder
 
     def vector_index(self, model: str | None = None) -> VectorIndex:
         """The saved index of a model, loaded once and kept; reloaded when another process saved a newer one."""
@@ -118,7 +136,7 @@ class SearchService:
         need an imported vector). `key`/`can_embed` describe a stored model without loading it."""
         item_ids, image_ids = self.store.item_images()
         if embedder is not None:
-            key = embedder.key
+            key, can_embed = embedder.key, not isinstance(embedder, DeclaredModel)
         keep = np.zeros(len(item_ids), bool)
         if key is not None and len(item_ids):
             keep |= EmbeddingStore(self.home.embeddings(key)).has(image_ids)
@@ -141,7 +159,7 @@ class SearchService:
                 entry["index"] = index.describe() if index else None
             except IndexCorruptError as e:
                 entry["index"] = {"error": str(e)}
-            wanted = self._indexable(key=folder.name)
+            wanted = self._indexable(key=folder.name, can_embed=not entry.get("declared", False))
             entry["unindexed"] = int((~index.contains(wanted)).sum()) if index is not None else len(wanted)
             out[folder.name] = entry
         return out
@@ -201,6 +219,8 @@ class SearchService:
                   model: str | None = None, *, name: str = "uploaded image") -> np.ndarray:
         """The raw model vector (1, dim) of an image file, URL or bytes (called `name`), or of a crop box of it."""
         embedder = self.embedder(model)
+        if isinstance(embedder, DeclaredModel):
+            raise embedder.no_encoder()
         if isinstance(image, bytes):
             pixels = decode_pixels(image, embedder.spec, self.settings, name=name, crop=crop)
             return embedder.embed(pixels[None])

@@ -11,6 +11,7 @@ import numpy as np
 
 from viscover.config import Settings
 from viscover.embed import Embedder
+from viscover.embed.declared import DeclaredModel
 from viscover.embed.pipeline import decode_pixels
 from viscover.errors import Remedy, UnavailableError
 from viscover.imaging import decode_image, read_image_bytes
@@ -73,9 +74,11 @@ class ShopService:
                       name: str = "uploaded image") -> SceneObjects:
         """Detect the objects of a scene and search the catalogue for each by its box (one batch through the
         model); `exclude_item` drops the scene's own item (and its copies) from the results."""
+        embedder = self._embedder(model)
+        if isinstance(embedder, DeclaredModel):  # before detecting: no object of the scene could be embedded
+            raise embedder.no_encoder()
         scene = self.detect(image, min_score=min_score, name=name)
         scene.objects = scene.objects[:max_objects]
-        embedder = self._embedder(model)
         raw = np.zeros((0, embedder.dim), np.float32)
         if scene.objects:
             pixels = np.stack([decode_pixels(scene.data, embedder.spec, self.settings, name="scene", crop=o.box)
