@@ -40,6 +40,8 @@ def ingest(
 
     A manifest has a [bold]path[/] column (relative to the manifest, absolute, or an http(s) URL) and optional
     [bold]id, title, description, domain, split, boards[/] (';'-separated) and [bold]label.<task>[/] columns.
+    A manifest with an [bold]id[/] column and no path column lists items without images (their vectors come
+    from [bold]viscover ingest-vectors[/]).
     Local paths must lie inside the manifest's folder or an [bold]--image-root[/]; URLs must reach public
     addresses unless allowed by the url_allow_hosts setting. Bad rows and images are reported and skipped; the
     rest is ingested.
