@@ -67,6 +67,8 @@ class Settings:
                                        "match (nothing in the catalogue is close). Measured by "
                                        "benchmarks/weak_match.py: new photos of catalogued products scored "
                                        "0.44-0.95 (1st-99th percentile), photos unlike the catalogue 0.24-0.38.")
+    item_cache_items: int = _s(200_000, "Items kept in memory for searches (metadata of results and queries, "
+                                        "dropped on any catalogue write); 0: read every result from the database.")
     default_k: int = _s(10, "Results returned by search when k is not given.")
     pixie_steps: int = _s(100_000, "Pixie random-walk step budget N per related-items query.")
     pixie_alpha: float = _s(0.5, "Pixie restart probability after each visit.")
