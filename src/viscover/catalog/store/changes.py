@@ -8,23 +8,35 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from typing import Callable
-
 from sqlalchemy.engine import Engine
 
 
-def change_counter(engine: Engine) -> Callable[[], int] | None:
-    """A function returning a number that differs after every commit to the database, or None when the database
-    has no such counter (not a SQLite file): then nothing read from it may be kept."""
+class ChangeCounter:
+    """`PRAGMA data_version` of a SQLite file on a connection of its own (opened on first use, and again after
+    `close`: like SQLAlchemy's pool, a closed store may still be read)."""
+
+    def __init__(self, database: str):
+        self.database = database
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+
+    def __call__(self) -> int:
+        with self._lock:
+            if self._conn is None:
+                self._conn = sqlite3.connect(self.database, check_same_thread=False, isolation_level=None)
+            return int(self._conn.execute("PRAGMA data_version").fetchone()[0])
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+
+def change_counter(engine: Engine) -> ChangeCounter | None:
+    """A counter whose value differs after every commit to the database, or None when the database has no such
+    counter (not a SQLite file): then nothing read from it may be kept."""
     database = engine.url.database
     if engine.dialect.name != "sqlite" or database in (None, "", ":memory:") or database.startswith("file:"):
         return None
-    conn = sqlite3.connect(database, check_same_thread=False, isolation_level=None)
-    lock = threading.Lock()
-
-    def version() -> int:
-        with lock:
-            return int(conn.execute("PRAGMA data_version").fetchone()[0])
-
-    version.close = conn.close  # type: ignore[attr-defined]
-    return version
+    return ChangeCounter(database)
