@@ -135,3 +135,23 @@ def test_new_items_are_found_after_indexing_and_new_copies_are_excluded(home, gr
         engine.index()
         assert "a-new-copy" in found(other)
         assert "a-new-copy" not in found(query) and query not in found("a-new-copy")  # copies leave each other out
+
+
+def test_every_request_thread_sees_a_write_in_its_next_search(home, grocery_manifest, tmp_path):
+    """The change counter is read on one connection per thread: a commit seen by any thread clears what all of
+    them share, and no thread keeps answering from before it."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    rows = _rows(grocery_manifest)
+    with Engine(home, Settings(workers=1)) as engine, Engine(home, Settings(workers=1)) as other, \
+            ThreadPoolExecutor(4) as pool:
+        query = rows[0]["id"]
+
+        def titles(_=None) -> dict[str, str | None]:
+            return {h.item.key: h.item.title for h in engine.search_item(query, k=30)}
+
+        target = next(iter(list(pool.map(titles, range(16)))[0]))
+        row = next(r for r in rows if r["id"] == target)
+        for n in range(3):  # each write is seen by every thread, whichever thread noticed the one before
+            other.ingest(write_csv([{**row, "title": f"Renamed {n}"}], tmp_path / f"u{n}.csv"), image_roots=[SHARED])
+            assert {found[target] for found in pool.map(titles, range(16))} == {f"Renamed {n}"}
