@@ -94,6 +94,8 @@ class Engine:
         self._naming = NamingCache(self.store)
 
     def close(self) -> None:
+        if self._related is not None:  # a graph rebuild in the background finishes first
+            self._related.wait_refreshed()
         self.store.close()
 
     def __enter__(self) -> "Engine":
@@ -290,7 +292,7 @@ class Engine:
 
                 self._related = RelatedService(self.store, self.home, self.settings, self._index_or_none,
                                                write_lock=self._write_lock, walk_lock=self._walk_lock,
-                                               cache_lock=self._cache_lock)
+                                               cache_lock=self._cache_lock, items=self._items)
             return self._related
 
     def _index_or_none(self, model: str | None) -> VectorIndex | None:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Callable
 
 from viscover.candidates.neighbours import NodeVectorIndex, VisualNeighbours
 from viscover.candidates.visual import VisualCandidates
+from viscover.catalog.item_cache import ItemCache
 from viscover.catalog.store import CatalogStore
 from viscover.config import Settings
 from viscover.errors import BadRequestError, NotFoundError
@@ -79,10 +80,14 @@ class RelatedService:
 
     def __init__(self, store: CatalogStore, home: Home, settings: Settings,
                  index_for: Callable[[str | None], NodeVectorIndex | None], *, write_lock: WriteLock,
-                 walk_lock: AbstractContextManager, cache_lock: AbstractContextManager | None = None):
+                 walk_lock: AbstractContextManager, cache_lock: AbstractContextManager | None = None,
+                 items: ItemCache | None = None):
         """`index_for(model)` gives the model's vector index, None when the catalogue is not indexed yet (related
-        items then use graph signals only). `cache_lock` may be the caller's own cache lock (re-entrant)."""
+        items then use graph signals only). `cache_lock` may be the caller's own cache lock (re-entrant); `items`
+        reads queries and results (the owner's ItemCache, else one of its own)."""
         self.store, self.home, self.settings, self.index_for = store, home, settings, index_for
+        self.items = items if items is not None else ItemCache(store, settings.item_cache_items)
+        self._signature: tuple[int, list[int]] | None = None  # (catalogue version, graph signature) last read
         self._write_lock, self._walk_lock = write_lock, walk_lock
         self._cache_lock = cache_lock if cache_lock is not None else threading.RLock()
         self._graphs = GraphCache(store, home.graph)
@@ -101,7 +106,7 @@ class RelatedService:
         heuristic without one); assembled again when the graph or the index changed or a new ranker was saved.
         With wait=False a stale service of the same model is returned while a fresh one is assembled off the
         calling thread (the first one is always assembled on it)."""
-        signature = self.store.graph_signature()
+        signature = self._graph_signature()
         with self._cache_lock:
             index = self.index_for(model)
             kept = self._items
@@ -116,6 +121,18 @@ class RelatedService:
             if generation == self._generation:
                 self._items = _Assembled(signature, index, model, items)
             return items
+
+    def _graph_signature(self) -> list[int]:
+        """The catalogue's graph signature, read again only after a commit to the catalogue (it sums every board
+        membership: a scan per query, where the change counter costs microseconds)."""
+        version = self.store.version()
+        kept = self._signature
+        if version is not None and kept is not None and kept[0] == version:
+            return kept[1]
+        signature = self.store.graph_signature()
+        if version is not None:
+            self._signature = (version, signature)
+        return signature
 
     def _refresh_in_background(self, model: str | None) -> None:
         """Start assembling the service of the catalogue as it is now on a thread of its own, unless one runs.
@@ -168,7 +185,7 @@ class RelatedService:
             raise BadRequestError(f"k={k}: ask for at least one result")
         if weights is not None and len(weights) != len(keys):
             raise BadRequestError(f"{len(weights)} weights for {len(keys)} items; give one weight per item")
-        records = [self.store.item(key) for key in keys]  # NotFoundError names an unknown key
+        records = [self.items.item(key) for key in keys]  # NotFoundError names an unknown key
         service = self.related_items(model, wait=False)
         nodes = service.graph.left_index([r.id for r in records])
         if (nodes < 0).any():  # an item newer than the graph answering: only the new graph can
@@ -183,7 +200,7 @@ class RelatedService:
             want = names.index(domain)
         with self._walk_lock:
             result = service.related(nodes, weights, k=k, want_domain=want, score_by=score_by)
-        found = self.store.items_by_ids(graph.left_ids[result.nodes].tolist())
+        found = self.items.items_by_ids(graph.left_ids[result.nodes].tolist())
         return [RelatedHit(item=found[int(graph.left_ids[n])], score=float(score), explanation=result.explain(i),
                            query_on_boards=not result.cold)
                 for i, (n, score) in enumerate(zip(result.nodes, result.scores)) if int(graph.left_ids[n]) in found]
