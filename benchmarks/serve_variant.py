@@ -21,10 +21,10 @@ def main() -> None:
 
     from viscover import Engine, Settings
     from viscover.serve.app import create_app
-    from viscover.serve.run import limit_threads, options_from
+    from viscover.serve.run import limit_threads, options_from, serving_settings
 
     limit_threads()
-    settings = Settings.load(args.home)
+    settings = serving_settings(Settings.load(args.home))
     engine = Engine(args.home, settings)
     app = create_app(engine, options_from(settings, no_auth=True))
     uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", timeout_keep_alive=5,
