@@ -68,6 +68,7 @@ def main() -> int:
     parser.add_argument("--settings", default="1,0", help="inference_threads values to compare (0: one per core)")
     parser.add_argument("--json")
     args = parser.parse_args()
+    load_before = [round(x, 2) for x in os.getloadavg()]
     from viscover import Engine, Settings
     from viscover.catalog.store import Filters
     from viscover.serve.run import limit_threads
@@ -108,7 +109,8 @@ def main() -> int:
                            for f in ("per_s", "p50_ms", "p99_ms", "cpu_over_wall")}})
     emit({"benchmark": "inference_threads", "seconds_per_run": args.seconds, "repeats": args.repeats,
           "detector": detector or None, "summary": summary, "runs": runs,
-          **environment({"load_average_at_end": [round(x, 2) for x in os.getloadavg()]})}, args.json)
+          "load_average": {"before": load_before, "after": [round(x, 2) for x in os.getloadavg()]},
+          **environment()}, args.json)
     return 0
 
 

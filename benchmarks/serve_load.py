@@ -268,6 +268,7 @@ def main() -> int:
                         help="the server's inference_threads setting (default: the setting's default)")
     parser.add_argument("--json")
     args = parser.parse_args()
+    load_before = [round(x, 2) for x in os.getloadavg()]
     if not (DATA / "grocery" / "classes.csv").is_file():
         print(f"grocery data not found at {DATA}", file=sys.stderr)
         return 1
@@ -344,8 +345,8 @@ def main() -> int:
           "inference_threads": args.inference_threads, "servers": servers, "baseline_src": args.baseline_src,
           "summary": summarise(results), "http": results, "http_upload": upload_rows,
           "in_process_engine": direct,
-          **environment({"server": "uvicorn, one process, FastAPI thread pool",
-                         "load_average_at_end": [round(x, 2) for x in os.getloadavg()]})}, args.json)
+          "load_average": {"before": load_before, "after": [round(x, 2) for x in os.getloadavg()]},
+          **environment({"server": "uvicorn, one process, FastAPI thread pool"})}, args.json)
     return 0
 
 
