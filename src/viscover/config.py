@@ -85,6 +85,8 @@ class Settings:
                                        "match (nothing in the catalogue is close). Measured by "
                                        "benchmarks/weak_match.py: new photos of catalogued products scored "
                                        "0.44-0.95 (1st-99th percentile), photos unlike the catalogue 0.24-0.38.")
+    item_cache_items: int = _s(200_000, "Items kept in memory for searches (metadata of results and queries, "
+                                        "dropped on any catalogue write); 0: read every result from the database.")
     default_k: int = _s(10, "Results returned by search when k is not given.")
     pixie_steps: int = _s(100_000, "Pixie random-walk step budget N per related-items query.")
     pixie_alpha: float = _s(0.5, "Pixie restart probability after each visit.")
@@ -97,7 +99,10 @@ class Settings:
     prune_popular_degree: int = _s(0, "Graph pruning: items on more boards than this keep their most similar "
                                       "half (0: off).")
     inference_threads: int = _s(0, "ONNX Runtime threads of the query-time models (search by image, detection); "
-                                   "0: one per core.")
+                                   "0: one per core, except in the server, which then runs one per request "
+                                   "(benchmarks/inference_threads.py, 2 cores: at 2 concurrent callers 154 vs "
+                                   "107 searches by image/s and 37.4 vs 25.3 detections/s; alone, detection "
+                                   "is faster on both cores, 41 vs 50 ms).")
     detector: str = _s("", "Object detector ONNX file (CenterNet, COCO) for shop-the-look; empty: none.")
     detect_min_score: float = _s(0.3, "Detected objects scoring below this are not shown.")
     api_key: str = _s("", "Key that write requests to the server must send (X-API-Key); empty: one is generated "

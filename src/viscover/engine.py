@@ -22,6 +22,7 @@ import numpy as np
 
 from viscover.catalog.browse import (BoardSummary, Facets, board_page, boards_page, facets, image_bytes, item_image,
                                     items_page, thumbnail_file)
+from viscover.catalog.item_cache import ItemCache
 from viscover.catalog.naming import NamingCache
 from viscover.catalog.ingest import IngestReport, ingest_path
 from viscover.catalog.records import Item
@@ -88,12 +89,16 @@ class Engine:
         self._walk_lock = threading.Lock()
         self._write_lock = HomeLock(self.home.write_lock)
         self._embedders: dict[str, Embedder] = {}
-        self._search = SearchService(self.store, self.home, self.settings, self.embedder, self._cache_lock)
+        self._items = ItemCache(self.store, self.settings.item_cache_items)
+        self._search = SearchService(self.store, self.home, self.settings, self.embedder, self._cache_lock,
+                                     items=self._items)
         self._shop = ShopService(self.settings, self.embedder, self._search.search_vectors, self._cache_lock)
         self._related: "RelatedService | None" = None  # created on first use
         self._naming = NamingCache(self.store)
 
     def close(self) -> None:
+        if self._related is not None:  # a graph rebuild in the background finishes first
+            self._related.wait_refreshed()
         self.store.close()
 
     def __enter__(self) -> "Engine":
@@ -133,7 +138,7 @@ class Engine:
     # ---- catalogue reads (viscover.catalog.browse) ------------------------------------------------------------
     def item(self, key: str) -> Item:
         """One item by its id; NotFoundError names an unknown id."""
-        return self.store.item(key)
+        return self._items.item(key)
 
     def items(self, filters: Filters = Filters(), *, offset: int = 0, limit: int = 50, order: str = "ingest",
               seed: int = 0) -> tuple[list[Item], int]:
@@ -314,7 +319,7 @@ class Engine:
 
                 self._related = RelatedService(self.store, self.home, self.settings, self._index_or_none,
                                                write_lock=self._write_lock, walk_lock=self._walk_lock,
-                                               cache_lock=self._cache_lock)
+                                               cache_lock=self._cache_lock, items=self._items)
             return self._related
 
     def _index_or_none(self, model: str | None) -> VectorIndex | None:

@@ -69,10 +69,13 @@ def handle_errors(fn: Callable) -> Callable:
     return wrapper
 
 
-def open_engine(home: Path, db: str | None, create: bool = False, **overrides) -> "Engine":
-    """The Engine of a home, with settings from its viscover.toml, the environment and the given options (imported
-    here, not at the top: `viscover --help` stays quick)."""
+def open_engine(home: Path, db: str | None, create: bool = False,
+                adjust: Callable[[Settings], Settings] | None = None, **overrides) -> "Engine":
+    """The Engine of a home, with settings from its viscover.toml, the environment and the given options, then
+    `adjust`ed (e.g. the server's defaults). Imported here, not at the top: `viscover --help` stays quick."""
     from viscover import Engine
 
     settings = Settings.load(home, overrides=overrides)
+    if adjust is not None:
+        settings = adjust(settings)
     return Engine(home, settings, db=db, create=create)

@@ -38,14 +38,14 @@ def serve(
 
     limit_threads()  # before FAISS and ONNX Runtime load
     from viscover.cli.render import console
-    from viscover.serve.run import options_from
+    from viscover.serve.run import options_from, serving_settings
     from viscover.serve.run import serve as run_server
 
     if api_key_file is not None:
         if api_key is not None:
             raise BadRequestError("give --api-key or --api-key-file, not both")
         api_key = read_key_file(api_key_file)
-    engine = open_engine(home, db, detector=detector)
+    engine = open_engine(home, db, detector=detector, adjust=serving_settings)
     options = options_from(engine.settings, api_key=api_key, no_auth=no_auth or None)
     shown = "localhost" if host in ("127.0.0.1", "0.0.0.0", "::") else host
     console.print(f"viscover serving [bold]{engine.home.root}[/] at [bold]http://{shown}:{port}/[/] "

@@ -8,6 +8,7 @@ process or, saved with it, in an earlier one.
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 from viscover.catalog.store import CatalogStore
@@ -22,26 +23,32 @@ META_FILE = "item-board.json"  # the signature the graph was built from, and its
 class GraphCache:
     """The catalogue's item-board graph: the one in memory while the catalogue signature is unchanged, else the one
     saved in `folder` (the home's graph folder) if it was built from the current catalogue, else rebuilt and saved.
-    Not thread-safe: callers hold a lock around `get`."""
+    Thread-safe: one build at a time (a background rebuild and a request needing the new graph share it)."""
 
     def __init__(self, store: CatalogStore, folder: Path):
         self.store, self.folder = store, Path(folder)
         self._kept: tuple[list[int], Bipartite] | None = None  # (catalogue signature, graph)
+        self._build_lock = threading.Lock()
 
-    def get(self) -> Bipartite:
-        """The graph of the catalogue as it is now."""
-        signature = self.store.graph_signature()
-        if self._kept is not None and self._kept[0] == signature:
-            return self._kept[1]
-        graph = self._load(signature)
-        if graph is None:
-            graph, _ = item_board_graph(self.store)
-            graph.save(self.folder / GRAPH_FILE)
-            atomic_write_bytes(self.folder / META_FILE,
-                               json.dumps({"signature": signature, "items": graph.n_left, "boards": graph.n_right,
-                                           "edges": graph.n_edges}).encode())
-        self._kept = (signature, graph)
-        return graph
+    def get(self, signature: list[int] | None = None) -> Bipartite:
+        """The graph of the catalogue as it is now (or as it was at `signature`, read by the caller beforehand)."""
+        signature = self.store.graph_signature() if signature is None else signature
+        kept = self._kept
+        if kept is not None and kept[0] == signature:
+            return kept[1]
+        with self._build_lock:
+            kept = self._kept
+            if kept is not None and kept[0] == signature:  # built by another thread meanwhile
+                return kept[1]
+            graph = self._load(signature)
+            if graph is None:
+                graph, _ = item_board_graph(self.store)
+                graph.save(self.folder / GRAPH_FILE)
+                atomic_write_bytes(self.folder / META_FILE,
+                                   json.dumps({"signature": signature, "items": graph.n_left, "boards": graph.n_right,
+                                               "edges": graph.n_edges}).encode())
+            self._kept = (signature, graph)
+            return graph
 
     def _load(self, signature: list[int]) -> Bipartite | None:
         """The saved graph if it was built from a catalogue with this signature (None when absent, stale or damaged:

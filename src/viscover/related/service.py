@@ -3,6 +3,7 @@ per graph, index and ranker), queries by item id, ranker training and engagement
 
 from __future__ import annotations
 
+import logging
 import threading
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -11,6 +12,7 @@ from typing import TYPE_CHECKING, Callable
 
 from viscover.candidates.neighbours import NodeVectorIndex, VisualNeighbours
 from viscover.candidates.visual import VisualCandidates
+from viscover.catalog.item_cache import ItemCache
 from viscover.catalog.store import CatalogStore
 from viscover.config import Settings
 from viscover.errors import BadRequestError, NotFoundError
@@ -27,6 +29,18 @@ from viscover.related.params import RelatedParams
 if TYPE_CHECKING:
     from viscover.catalog.engagement import EngagementReport
     from viscover.catalog.records import Item
+
+log = logging.getLogger("viscover.related")
+
+
+@dataclass(frozen=True)
+class _Assembled:
+    """A related-items service and what it was assembled from: the catalogue signature, the index, the model."""
+
+    signature: list[int]
+    index: NodeVectorIndex | None
+    model: str | None
+    items: RelatedItems
 
 
 @dataclass
@@ -60,38 +74,88 @@ class RelatedHit:
 class RelatedService:
     """Related items of a catalogue home, for the Engine to delegate to. Thread-safe like the Engine: caches are
     filled under `cache_lock`, walks (one reusable visit buffer per graph) run under `walk_lock`, and the home's
-    `write_lock` is held only to write (an engagement log, a ranker's save)."""
+    `write_lock` is held only to write (an engagement log, a ranker's save). After a write, queries keep answering
+    from the previous service while a background thread builds the new graph and service, then swaps them in: a
+    query never waits for a rebuild, unless it names an item the previous graph does not have."""
 
     def __init__(self, store: CatalogStore, home: Home, settings: Settings,
                  index_for: Callable[[str | None], NodeVectorIndex | None], *, write_lock: WriteLock,
-                 walk_lock: AbstractContextManager, cache_lock: AbstractContextManager | None = None):
+                 walk_lock: AbstractContextManager, cache_lock: AbstractContextManager | None = None,
+                 items: ItemCache | None = None):
         """`index_for(model)` gives the model's vector index, None when the catalogue is not indexed yet (related
-        items then use graph signals only). `cache_lock` may be the caller's own cache lock (re-entrant)."""
+        items then use graph signals only). `cache_lock` may be the caller's own cache lock (re-entrant); `items`
+        reads queries and results (the owner's ItemCache, else one of its own)."""
         self.store, self.home, self.settings, self.index_for = store, home, settings, index_for
+        self.items = items if items is not None else ItemCache(store, settings.item_cache_items)
+        self._signature: tuple[int, list[int]] | None = None  # (catalogue version, graph signature) last read
         self._write_lock, self._walk_lock = write_lock, walk_lock
         self._cache_lock = cache_lock if cache_lock is not None else threading.RLock()
         self._graphs = GraphCache(store, home.graph)
-        self._items: tuple[Bipartite, NodeVectorIndex | None, str | None, RelatedItems] | None = None
+        self._items: _Assembled | None = None
+        self._generation = 0  # bumped when the kept service must not be swapped back in (a new ranker)
+        self._refresher: threading.Thread | None = None
 
     # ---- the graph and the service over it --------------------------------------------------------------------
     def graph(self) -> Bipartite:
         """The item-board graph, rebuilt (and saved under the home's graph folder) whenever the catalogue's items
         or boards changed."""
-        with self._cache_lock:
-            return self._graphs.get()
+        return self._graphs.get()
 
-    def related_items(self, model: str | None = None) -> RelatedItems:
+    def related_items(self, model: str | None = None, *, wait: bool = True) -> RelatedItems:
         """The related-items service over the current graph, the model's index (if any) and the saved ranker (the
-        heuristic without one); assembled again when the graph or the index changed or a new ranker was saved."""
+        heuristic without one); assembled again when the graph or the index changed or a new ranker was saved.
+        With wait=False a stale service of the same model is returned while a fresh one is assembled off the
+        calling thread (the first one is always assembled on it)."""
+        signature = self._graph_signature()
         with self._cache_lock:
-            graph = self._graphs.get()
             index = self.index_for(model)
             kept = self._items
-            if kept is not None and kept[0] is graph and kept[1] is index and kept[2] == model:
-                return kept[3]
-            items = self._assemble(graph, index)
-            self._items = (graph, index, model, items)
+            if kept is not None and kept.model == model and kept.signature == signature and kept.index is index:
+                return kept.items
+            if not wait and kept is not None and kept.model == model and (kept.index is not None or index is None):
+                self._refresh_in_background(model)
+                return kept.items
+            generation = self._generation
+        items = self._assemble(self._graphs.get(signature), index)
+        with self._cache_lock:
+            if generation == self._generation:
+                self._items = _Assembled(signature, index, model, items)
             return items
+
+    def _graph_signature(self) -> list[int]:
+        """The catalogue's graph signature, read again only after a commit to the catalogue (it sums every board
+        membership: a scan per query, where the change counter costs microseconds)."""
+        version = self.store.version()
+        kept = self._signature
+        if version is not None and kept is not None and kept[0] == version:
+            return kept[1]
+        signature = self.store.graph_signature()
+        if version is not None:
+            self._signature = (version, signature)
+        return signature
+
+    def _refresh_in_background(self, model: str | None) -> None:
+        """Start assembling the service of the catalogue as it is now on a thread of its own, unless one runs.
+        The caller holds the cache lock."""
+        if self._refresher is not None and self._refresher.is_alive():
+            return
+        self._refresher = threading.Thread(target=self._refresh, args=(model,), name="viscover-related-refresh",
+                                           daemon=True)
+        self._refresher.start()
+
+    def _refresh(self, model: str | None) -> None:
+        try:
+            self.related_items(model, wait=True)
+        except Exception:  # the next query tries again; until then the previous service answers
+            log.exception("rebuilding the related-items graph failed")
+
+    def wait_refreshed(self, timeout: float | None = None) -> bool:
+        """Wait until no background rebuild runs (True), or `timeout` seconds passed (False)."""
+        thread = self._refresher
+        if thread is not None:
+            thread.join(timeout)
+            return not thread.is_alive()
+        return True
 
     def _assemble(self, graph: Bipartite, index: NodeVectorIndex | None) -> RelatedItems:
         """Prune the graph (when the settings ask and looks are known), read item attributes and image ids, load
@@ -121,10 +185,13 @@ class RelatedService:
             raise BadRequestError(f"k={k}: ask for at least one result")
         if weights is not None and len(weights) != len(keys):
             raise BadRequestError(f"{len(weights)} weights for {len(keys)} items; give one weight per item")
-        records = [self.store.item(key) for key in keys]  # NotFoundError names an unknown key
-        service = self.related_items(model)
+        records = [self.items.item(key) for key in keys]  # NotFoundError names an unknown key
+        service = self.related_items(model, wait=False)
+        nodes = service.graph.left_index([r.id for r in records])
+        if (nodes < 0).any():  # an item newer than the graph answering: only the new graph can
+            service = self.related_items(model, wait=True)
+            nodes = service.graph.left_index([r.id for r in records])
         graph = service.graph
-        nodes = graph.left_index([r.id for r in records])
         want = -1
         if domain is not None:
             names = service.domain_names
@@ -133,7 +200,7 @@ class RelatedService:
             want = names.index(domain)
         with self._walk_lock:
             result = service.related(nodes, weights, k=k, want_domain=want, score_by=score_by)
-        found = self.store.items_by_ids(graph.left_ids[result.nodes].tolist())
+        found = self.items.items_by_ids(graph.left_ids[result.nodes].tolist())
         return [RelatedHit(item=found[int(graph.left_ids[n])], score=float(score), explanation=result.explain(i),
                            query_on_boards=not result.cold)
                 for i, (n, score) in enumerate(zip(result.nodes, result.scores)) if int(graph.left_ids[n]) in found]
@@ -166,4 +233,5 @@ class RelatedService:
         if save_if_better(ranker, out, metric, self.home.ranker, force=force, write_lock=self._write_lock):
             with self._cache_lock:
                 self._items = None  # the next query loads the new ranker
+                self._generation += 1
         return out

@@ -26,19 +26,20 @@ def collapse_duplicates(ids: np.ndarray, image_ids: np.ndarray, vectors: np.ndar
                         threshold: float) -> list[tuple[int, list[int]]]:
     """Group ranked results: each kept result absorbs later ones showing the same image or lying within cosine
     distance `threshold` of it. Returns (kept position, [absorbed positions]) in rank order."""
+    n = len(ids)
+    if n == 0:
+        return []
+    # every pair at once (one matrix product), then the greedy pass in rank order over booleans
+    near = (image_ids[:, None] == image_ids[None, :]) | ((1.0 - vectors @ vectors.T) < threshold)
+    earlier = np.triu(near, 1)  # earlier[j, i]: result j ranks above i and is near it
     kept: list[tuple[int, list[int]]] = []
-    kept_pos: list[int] = []
-    for i in range(len(ids)):
-        owner = None
-        if kept_pos:
-            same_image = image_ids[kept_pos] == image_ids[i]
-            close = (1.0 - vectors[kept_pos] @ vectors[i]) < threshold
-            match = np.nonzero(same_image | close)[0]
-            if len(match):
-                owner = int(match[0])
+    group_of: dict[int, tuple[int, list[int]]] = {}  # kept position -> its group
+    candidates = {int(i): np.flatnonzero(earlier[:, i]).tolist() for i in np.flatnonzero(earlier.any(axis=0))}
+    for i in range(n):  # most results are near nothing above them: no work but keeping them
+        owner = next((group_of[j] for j in candidates.get(i, ()) if j in group_of), None)
         if owner is None:
-            kept.append((i, []))
-            kept_pos.append(i)
+            group_of[i] = (i, [])
+            kept.append(group_of[i])
         else:
-            kept[owner][1].append(i)
+            owner[1].append(i)
     return kept

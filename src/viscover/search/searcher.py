@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from viscover.catalog.store import CatalogStore, Filters
+from viscover.catalog.item_cache import ItemCache
+from viscover.catalog.store import Filters
 from viscover.index import Query, VectorIndex
 from viscover.search.results import SearchHit, collapse_duplicates
 
 
-def run_search(store: CatalogStore, index: VectorIndex, query: Query, *, k: int, filters: Filters = Filters(),
+def run_search(store: ItemCache, index: VectorIndex, query: Query, *, k: int, filters: Filters = Filters(),
                binary: bool = False, exclude: np.ndarray | None = None, collapse: bool = True,
                dedup_threshold: float) -> list[SearchHit]:
     """Top-k results for a query. Collapsing may absorb results, so it fetches more until k remain."""

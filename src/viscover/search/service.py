@@ -10,6 +10,7 @@ from typing import Callable
 import numpy as np
 
 from viscover.catalog.browse import item_image
+from viscover.catalog.item_cache import ItemCache
 from viscover.catalog.store import CatalogStore, Filters
 from viscover.config import Settings
 from viscover.embed import Embedder, resolve_model
@@ -32,11 +33,14 @@ from viscover.search.searcher import run_search
 
 class SearchService:
     """Indexes and searches of one catalogue home. `embedder(model)` gives the (cached) embedder of a model name
-    (None: the default model); `lock` guards the index cache (shared with the owner's other caches)."""
+    (None: the default model); `lock` guards the index cache (shared with the owner's other caches); `items` reads
+    queries and results (default: an ItemCache of the store, so that a warm search by item runs no SQL)."""
 
     def __init__(self, store: CatalogStore, home: Home, settings: Settings,
-                 embedder: Callable[[str | None], Embedder], lock: threading.RLock | None = None):
+                 embedder: Callable[[str | None], Embedder], lock: threading.RLock | None = None,
+                 items: ItemCache | None = None):
         self.store, self.home, self.settings, self.embedder = store, home, settings, embedder
+        self.items = items if items is not None else ItemCache(store, settings.item_cache_items)
         self.indexes = IndexCache(home, settings, lock)
 
     # ---- indexes ---------------------------------------------------------------------------------------------
@@ -178,8 +182,8 @@ class SearchService:
                     model: str | None = None) -> list[SearchHit]:
         """"More like this" for a catalogue item (or a crop of its image); the item and its copies are excluded."""
         index = self.vector_index(model)
-        item = self.store.item(key)
-        exclude = self.store.item_ids_with_images([item.image_id])
+        item = self.items.item(key)
+        exclude = self.items.item_ids_with_images([item.image_id])
         if crop is not None:
             query = index.encode(self.embed_one(item_image(self.store, key, self.settings), crop, model,
                                                 name=f"item {key!r}"))
@@ -199,7 +203,7 @@ class SearchService:
         index = self.vector_index(model)
         exclude = None
         if exclude_item is not None:
-            exclude = self.store.item_ids_with_images([self.store.item(exclude_item).image_id])
+            exclude = self.items.item_ids_with_images([self.items.item(exclude_item).image_id])
         queries = index.encode(raw) if len(raw) else None
         return [self.search_query(index, queries[i], k=k, filters=filters, binary=binary, exclude=exclude)
                 for i in range(len(raw))]
@@ -211,8 +215,8 @@ class SearchService:
         k = self.settings.default_k if k is None else k
         if k < 1:
             raise BadRequestError(f"k={k}: ask for at least one result")
-        self.store.check_filters(filters)
-        return run_search(self.store, index, query, k=k, filters=filters, binary=binary, exclude=exclude,
+        self.items.check_filters(filters)
+        return run_search(self.items, index, query, k=k, filters=filters, binary=binary, exclude=exclude,
                           collapse=collapse, dedup_threshold=self.settings.dedup_threshold)
 
     def embed_one(self, image: str | Path | bytes, crop: CropBox | None = None,

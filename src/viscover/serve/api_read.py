@@ -6,14 +6,15 @@ import functools
 import time
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, File, Query, Request, UploadFile
+from fastapi import APIRouter, File, Query, Request, Response, UploadFile
 from starlette.concurrency import run_in_threadpool
 
 from viscover import (BadRequestError, CropBox, Engine, IndexCorruptError, NotFoundError, ViscoverError,
                       parse_crop)
 from viscover.serve import schemas as s
 from viscover.serve.hints import detail, redact_all
-from viscover.serve.deps import EngineDep, FiltersDep, TooLargeError, item_out, operations_thread, page
+from viscover.serve.deps import (EngineDep, FiltersDep, TooLargeError, item_out, json_response, operations_thread,
+                                 page)
 
 router = APIRouter(prefix="/api")
 
@@ -80,11 +81,11 @@ Seed = Annotated[int, Query(ge=0, le=2**32 - 1, description="The shuffle of orde
 
 @router.get("/items", response_model=s.ItemPage, responses=s.ERRORS, tags=["catalogue"])
 def list_items(engine: EngineDep, filters: FiltersDep, offset: Offset = 0, limit: Limit = 50,
-               order: Order = "ingest", seed: Seed = 0) -> dict:
+               order: Order = "ingest", seed: Seed = 0) -> Response:
     """Page through the catalogue (in ingest order, or mixed), optionally filtered by label, domain, board or text
     in the id or title (q)."""
     items, total = engine.items(filters, offset=offset, limit=limit, order=order, seed=seed)
-    return {"items": [item_out(i, engine) for i in items], **page(total, offset, len(items))}
+    return json_response({"items": [item_out(i, engine) for i in items], **page(total, offset, len(items))})
 
 
 @router.get("/facets", response_model=s.FacetsOut, responses=s.ERRORS, tags=["catalogue"])
@@ -94,9 +95,9 @@ def facets(engine: EngineDep) -> dict:
 
 
 @router.get("/items/{item_id:path}", response_model=s.ItemOut, responses=s.ERRORS, tags=["catalogue"])
-def get_item(item_id: str, engine: EngineDep) -> dict:
+def get_item(item_id: str, engine: EngineDep) -> Response:
     """One item: metadata, labels, boards and image URLs."""
-    return item_out(engine.item(item_id), engine)
+    return json_response(item_out(engine.item(item_id), engine))
 
 
 @router.get("/boards", response_model=s.BoardPage, responses=s.ERRORS, tags=["catalogue"])
@@ -143,7 +144,7 @@ async def search(request: Request, engine: EngineDep, filters: FiltersDep,
                                              max_length=2000)] = None,
            url: Annotated[str | None, Query(description="Query by the image at this http(s) URL.",
                                             max_length=4000)] = None,
-           crop: Crop = None, k: K = 20, binary: Binary = False, collapse: Collapse = True) -> dict:
+           crop: Crop = None, k: K = 20, binary: Binary = False, collapse: Collapse = True) -> Response:
     """Visual search by a catalogue item or an image URL, optionally by a crop box of it. Upload an image with
     POST /api/search instead. An image URL is downloaded on the event loop (at most url_downloads at once, each
     within url_timeout), then searched on a request thread like any other search."""
@@ -161,8 +162,8 @@ async def search(request: Request, engine: EngineDep, filters: FiltersDep,
             data = await engine.download_image(url)
         hits = await run_in_threadpool(functools.partial(engine.search_image, data, name=url, **kwargs))
     query = {"item": item} if item is not None else {"url": url}
-    return _hits(engine, hits, {**query, "crop": str(box) if box else None, "k": k, "binary": binary}, start,
-                 by_image=item is None)
+    return json_response(_hits(engine, hits, {**query, "crop": str(box) if box else None, "k": k, "binary": binary},
+                               start, by_image=item is None))
 
 
 def read_upload(file: UploadFile, limit: int, what: str = "image") -> bytes:
@@ -178,14 +179,15 @@ def read_upload(file: UploadFile, limit: int, what: str = "image") -> bytes:
 @router.post("/search", response_model=s.SearchOut, responses=s.ERRORS, tags=["search"])
 def search_upload(engine: EngineDep, filters: FiltersDep,
                   file: Annotated[UploadFile, File(description="The query image (JPEG, PNG, WebP, GIF, ...).")],
-                  crop: Crop = None, k: K = 20, binary: Binary = False, collapse: Collapse = True) -> dict:
+                  crop: Crop = None, k: K = 20, binary: Binary = False, collapse: Collapse = True) -> Response:
     """Visual search by an uploaded image (multipart field `file`), optionally by a crop box of it."""
     start = time.perf_counter()
     data = read_upload(file, engine.settings.max_image_bytes)
     box = _crop(crop)
     hits = engine.search_image(data, crop=box, k=k, filters=filters, binary=binary, collapse=collapse)
-    return _hits(engine, hits, {"upload": file.filename, "bytes": len(data), "crop": str(box) if box else None, "k": k,
-                        "binary": binary}, start, by_image=True)
+    return json_response(_hits(engine, hits, {"upload": file.filename, "bytes": len(data),
+                                              "crop": str(box) if box else None, "k": k, "binary": binary},
+                               start, by_image=True))
 
 
 @router.get("/related", response_model=s.RelatedList, responses=s.ERRORS, tags=["related"])
@@ -196,14 +198,14 @@ def related(engine: EngineDep,
             domain: Annotated[str | None, Query(description="Bias walks toward items of this domain.",
                                                 max_length=200)] = None,
             explain: Annotated[bool, Query(description="Say which generators proposed each item.")] = False
-            ) -> dict:
+            ) -> Response:
     """Related items from the board graph (Pixie walks), co-occurrence and looks, blended and ranked."""
     start = time.perf_counter()
     hits = engine.related(item, k=k, domain=domain or None)
     results = [{**item_out(h.item, engine), "score": float(h.score), "sources": h.sources,
                 "explanation": h.explanation if explain else None} for h in hits]
-    return {"query": {"items": item, "k": k, "domain": domain}, "results": results,
-            "visual_only": bool(hits) and all(h.by_looks_only for h in hits), "took_ms": _ms(start)}
+    return json_response({"query": {"items": item, "k": k, "domain": domain}, "results": results,
+                          "visual_only": bool(hits) and all(h.by_looks_only for h in hits), "took_ms": _ms(start)})
 
 
 def _detected(result, start: float) -> dict:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hmac
 from typing import Annotated, Any, Callable, Coroutine, TypeVar
 
+import orjson
 from anyio import CapacityLimiter, to_thread
 from anyio.lowlevel import RunVar
 from fastapi import Depends, Query, Request, Response, Security
@@ -123,6 +124,13 @@ def item_out(item: Item, engine: Engine) -> dict[str, Any]:
             "split": item.split, "labels": dict(item.labels), "boards": list(item.boards),
             "width": item.width, "height": item.height, "sha256": item.sha256,
             "image_url": f"/images/{item.sha256}", "thumb_url": f"/thumbs/{item.sha256}"}
+
+
+def json_response(body: dict[str, Any]) -> Response:
+    """A JSON answer serialised once by orjson, skipping FastAPI's validation against the response model (which
+    stays the documented schema, checked by tests/test_api_contract.py): on a search by id that validation and
+    json.dumps cost more than the search."""
+    return Response(orjson.dumps(body), media_type="application/json")
 
 
 def page(total: int, offset: int, count: int) -> dict[str, Any]:

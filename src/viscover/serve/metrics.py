@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from starlette.requests import Request
 from starlette.responses import Response
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -23,11 +22,12 @@ class Metrics:
         self.size = Gauge("viscover_catalog_size", "Catalogue and index sizes.", ["what"], registry=self.registry)
         self._sizes = sizes
 
-    def observe(self, request: Request, status: int, seconds: float) -> None:
-        route = request.scope.get("route")
+    def observe_scope(self, scope: dict, status: int, seconds: float) -> None:
+        """Count one answered request of an ASGI scope (its route as the router matched it)."""
+        route = scope.get("route")
         name = getattr(route, "path", None) or "(unmatched)"  # the template, never the raw path: bounded labels
-        self.requests.labels(request.method, name, str(status)).inc()
-        self.latency.labels(request.method, name).observe(seconds)
+        self.requests.labels(scope["method"], name, str(status)).inc()
+        self.latency.labels(scope["method"], name).observe(seconds)
 
     def render(self) -> Response:
         try:

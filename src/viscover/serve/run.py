@@ -23,6 +23,13 @@ def options_from(settings: Settings, *, api_key: str | None = None, no_auth: boo
                         cors_origins=tuple(o.strip() for o in settings.cors_origins.split(",") if o.strip()))
 
 
+def serving_settings(settings: Settings) -> Settings:
+    """Settings for a server: inference_threads 0 (one per core) becomes one thread per request, since requests
+    already run side by side (benchmarks/inference_threads.py: at 2-4 concurrent callers one thread served
+    1.2-1.5x the detections and searches by image of one per core on 2 cores); a value set by the user is kept."""
+    return settings.replace(inference_threads=1) if settings.inference_threads == 0 else settings
+
+
 def limit_threads() -> None:
     """One BLAS/OpenMP thread per request thread: requests already run side by side, and a library spawning a
     thread per core inside each of them made filtered searches 10x slower under load (measured for issue 4).

@@ -14,6 +14,7 @@ from sqlalchemy.exc import ArgumentError, OperationalError
 from viscover.catalog import schema as t
 from viscover.catalog.records import EngagementLog, EngagementRow, Item, ItemRecord
 from viscover.catalog.store import arrays, events, reads, writes
+from viscover.catalog.store.changes import change_counter
 from viscover.catalog.store.reads import Filters
 from viscover.catalog.store.sql import ids_by_key, items_by_ids
 from viscover.catalog.store.writes import UpsertCounts
@@ -37,6 +38,12 @@ class CatalogStore:
             t.metadata.create_all(self.engine)
         except OperationalError as e:
             raise ConfigError(f"cannot open the catalogue database {self.safe_url}: {e.orig}") from None
+        self._version = change_counter(self.engine)
+
+    def version(self) -> int | None:
+        """A number that changes whenever anyone commits to the catalogue (this process or another), read without
+        touching a table; None when the database cannot say (then nothing read from it may be cached)."""
+        return None if self._version is None else self._version()
 
     @property
     def safe_url(self) -> str:
@@ -45,6 +52,8 @@ class CatalogStore:
 
     def close(self) -> None:
         """Release the database's pooled connections."""
+        if self._version is not None:
+            self._version.close()
         self.engine.dispose()
 
     # ---- writes: one transaction per call ------------------------------------------------------------------
@@ -148,6 +157,8 @@ class CatalogStore:
     def check_filters(self, filters: Filters) -> None:
         """NotFoundError for a filter that no item can match: an unknown board, task or label value (with the
         values the user may have meant), so an empty result never hides a typo."""
+        if not (filters.board is not None or filters.labels):
+            return
         with self.engine.connect() as conn:
             if filters.board is not None and not reads.board_exists(conn, filters.board):
                 raise NotFoundError(f"unknown board {filters.board!r}", remedy=Remedy("list-boards"))
