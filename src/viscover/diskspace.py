@@ -4,6 +4,7 @@ instead of showing a traceback (OSError ENOSPC) or SQLite's "disk I/O error"."""
 from __future__ import annotations
 
 import contextlib
+import re
 import shutil
 import sqlite3
 from pathlib import Path
@@ -15,6 +16,7 @@ from viscover.errors import DiskFullError
 # this free where it writes, that error is taken for a full disk (a failing disk with space left keeps its message)
 LOW_SPACE = 64 * 1024 * 1024
 SQLITE_IOERR, SQLITE_FULL = 10, 13  # primary result codes (the low byte of extended ones)
+_SHORT_WRITE = re.compile(r"\d+ requested and \d+ written")
 
 
 def disk_full(error: BaseException, where: Path) -> DiskFullError | None:
@@ -24,6 +26,8 @@ def disk_full(error: BaseException, where: Path) -> DiskFullError | None:
         return error
     if (full := DiskFullError.from_os_error(error, where)) is not None:
         return full
+    if isinstance(error, OSError) and error.errno is None and _SHORT_WRITE.search(str(error)) and low_space(where):
+        return DiskFullError(where)  # numpy's tofile (np.save) reports a short write without an errno
     orig = getattr(error, "orig", error)
     if not isinstance(orig, sqlite3.Error):
         return None
