@@ -3,7 +3,8 @@ builds of the kinds a memory budget chooses between, search by id in-process (ne
 FAISS with the same parameters on the same vectors) and over HTTP (wrk at 1, 4, 16 and 64 connections).
 
 Data (seeded): N items with no image files (a manifest with an `id` column and no `path`: issue 13's "bring your
-own vectors"), each with a `category` label (its mixture component) and one or two boards, and their vectors
+own vectors"), each with a synthetic `category` label (one of 2,048, drawn apart from the vectors) and one or two
+boards (1.5 per item on average), and their vectors
 (dim 256, the width of a trained model's head) from the Gaussian mixture of benchmarks/search_speed.py, imported
 from Parquet as the declared model `synthetic-256`. Ground truth: exact cosine top-10 of the catalogue-centred
 vectors (what viscover searches), the query item itself left out as search by id does.
@@ -182,7 +183,10 @@ def step_raw(work: Path, kind: str, n: int, dim: int) -> dict:
     """Raw FAISS with the plan's structure and parameters on the same centred unit vectors (benchmarks/
     index_kinds.py's `raw_faiss`), one query at a time from one thread."""
     import faiss
+    import index_kinds
     from index_kinds import raw_faiss
+
+    index_kinds.K = K + 1  # the query item comes back first: fetch one more, as search by id's exclusion does
 
     from viscover.config import Settings
     from viscover.index.plan import plan_index
