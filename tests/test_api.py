@@ -618,3 +618,25 @@ def test_boards_sort_naturally(tmp_path):
         assert item["boards"] == ["sender-2", "sender-10"]
         assert list(_ok(client.get("/api/facets"))["boards"]) == got
     engine.close()
+
+
+def test_names_follow_writes_by_another_process_at_once(tmp_path):
+    """Item names were counted once and kept 30 s, so a write by another process (a CLI ingest beside the server)
+    left names stale; they now follow the catalogue's change counter, like the item cache."""
+    from viscover import Engine, Settings
+
+    def add(folder: str, n: int) -> None:
+        (tmp_path / "photos" / folder).mkdir(parents=True)
+        for p in sorted((GROCERY / "train" / "Fruit" / folder).glob("*.jpg"))[:n]:
+            shutil.copy(p, tmp_path / "photos" / folder / p.name)
+
+    add("Kiwi", 2)
+    with Engine(tmp_path / "home", Settings(workers=1)) as writer:
+        writer.ingest(tmp_path / "photos", label_from_dirs="folder")
+    with Engine(tmp_path / "home", Settings(workers=1)) as server:
+        kiwi = server.items()[0][0]
+        assert server.item_name(kiwi) == kiwi.key.rsplit("/", 1)[-1].rsplit(".", 1)[0]  # "Kiwi" names nobody
+        add("Lime", 1)
+        with Engine(tmp_path / "home", Settings(workers=1)) as other:
+            other.ingest(tmp_path / "photos", label_from_dirs="folder")  # now "Kiwi" tells two items from a Lime
+        assert server.item_name(server.item(kiwi.key)) == "Kiwi"

@@ -35,20 +35,23 @@ class Naming:
 
 
 class NamingCache:
-    """The Naming of a store, counted once and again after a write here or at most `ttl` seconds later (writes
-    by another process), so that naming a page of items costs no query."""
+    """The Naming of a store, counted again after any commit to it (the store's change counter: this process or
+    another), so that naming a page of items costs no query; a database without a counter is counted again after
+    a write here or at most `ttl` seconds later."""
 
     def __init__(self, store: CatalogStore, ttl: float = 30.0):
         self._store, self._ttl = store, ttl
         self._lock = threading.Lock()
-        self._kept: tuple[float, Naming] | None = None
+        self._kept: tuple[int | None, float, Naming] | None = None
 
     def get(self) -> Naming:
+        version = self._store.version()
         with self._lock:
-            if self._kept is None or time.monotonic() - self._kept[0] > self._ttl:
+            kept = self._kept
+            if kept is None or kept[0] != version or (version is None and time.monotonic() - kept[1] > self._ttl):
                 _, labels = self._store.facet_counts()
-                self._kept = (time.monotonic(), Naming(labels, self._store.count_items()))
-            return self._kept[1]
+                kept = self._kept = (version, time.monotonic(), Naming(labels, self._store.count_items()))
+            return kept[2]
 
     def invalidate(self) -> None:
         with self._lock:
