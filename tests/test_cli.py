@@ -178,8 +178,9 @@ def test_items_are_listed_and_found_and_an_unknown_id_suggests_near_ones(indexed
         assert "viscover items TEXT" in result.output
     typo = run("search", "--item", name.replace("Banana", "Bananna"), "--home", indexed_home, ok=False)
     assert "did you mean" in typo.output and "Banana" in typo.output, typo.output
-    none = run("search", "--item", "zzzz-nothing-like-it", "--home", indexed_home, ok=False)
-    assert "did you mean" not in none.output and "unknown item id" in none.output
+    for unlike in ("zzzz-nothing-like-it", "1.jpg"):  # '1.jpg' is inside 'Banana_001.jpg', but not its name
+        none = run("search", "--item", unlike, "--home", indexed_home, ok=False)
+        assert "did you mean" not in none.output and "unknown item id" in none.output, none.output
 
 
 def test_detection_without_a_detector_names_the_option_and_the_setting(indexed_home, tmp_path):

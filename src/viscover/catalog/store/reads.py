@@ -119,12 +119,19 @@ def near_keys(conn: Connection, key: str, n: int = 3) -> list[str]:
         candidates = difflib.get_close_matches(key, keys_containing(conn, stem[:max(3, len(stem) // 2)], 500),
                                                n=n, cutoff=0.6)
 
+    def name_of(c: str) -> str:
+        return c.rsplit("/", 1)[-1].lower()
+
     def rank(c: str) -> tuple:
-        name = c.rsplit("/", 1)[-1]
-        return (name.lower() != tail.lower(), name.rsplit(".", 1)[0].lower() != stem.lower(),
+        name = name_of(c)
+        return (name != tail.lower(), name.rsplit(".", 1)[0] != stem.lower(),
                 -difflib.SequenceMatcher(None, key, c).ratio(), c)
 
-    return sorted(candidates, key=rank)[:n]
+    # an id containing the text is meant only if its file name reads alike ('1.jpg' is inside 'Lime_001.jpg')
+    alike = [c for c in candidates
+             if difflib.SequenceMatcher(None, tail.lower(), name_of(c)).ratio() >= 0.6
+             or difflib.SequenceMatcher(None, key.lower(), c.lower()).ratio() >= 0.6]
+    return sorted(alike, key=rank)[:n]
 
 
 def filter_item_ids(conn: Connection, filters: Filters) -> np.ndarray:
