@@ -81,17 +81,21 @@ def free_port() -> int:
 
 def start_server(home: Path, port: int, *args: str, env: dict | None = None, timeout: float = 120.0):
     """Start `viscover serve` on 127.0.0.1:`port` as a subprocess and wait until /api/ready answers 200."""
+    return start_python(["-m", "viscover.cli.app", "serve", "--home", str(home), "--port", str(port),
+                         "--log-level", "warning", *args], port, env=env, timeout=timeout)
+
+
+def start_python(argv: list[str], port: int, *, env: dict | None = None, timeout: float = 120.0):
+    """Start `python ARGV` (a server listening on 127.0.0.1:`port`) and wait until its /api/ready answers 200; its
+    output goes to `proc.log`, shown if it exits first."""
     import subprocess
+    import tempfile
     import time
 
     import httpx
 
-    import tempfile
-
     log = tempfile.TemporaryFile()  # not a pipe: a chatty server must never block on a full pipe
-    proc = subprocess.Popen([sys.executable, "-m", "viscover.cli.app", "serve", "--home", str(home), "--port",
-                             str(port), "--log-level", "warning", *args],
-                            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+    proc = subprocess.Popen([sys.executable, *argv], env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
                             stdout=log, stderr=subprocess.STDOUT)
     proc.log = log
     end = time.monotonic() + timeout

@@ -34,7 +34,7 @@ from urllib.parse import quote
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import DATA, emit, environment, free_port, start_server  # noqa: E402
+from common import DATA, emit, environment, free_port, start_python, start_server  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -206,30 +206,8 @@ def start_variant(name: str, home: Path, port: int, baseline_src: str | None):
         env = {"PYTHONPATH": baseline_src or ""}
         return start_server(home, port, "--no-auth", env=env)
     _, loop, http = name.split("-")
-    return start_script([str(Path(__file__).with_name("serve_variant.py")), "--home", str(home), "--port",
+    return start_python([str(Path(__file__).with_name("serve_variant.py")), "--home", str(home), "--port",
                          str(port), "--loop", loop, "--http", http], port)
-
-
-def start_script(argv: list[str], port: int, timeout: float = 120.0):
-    """Start a Python server script and wait until its /api/ready answers 200."""
-    import httpx
-
-    log = tempfile.TemporaryFile()
-    proc = subprocess.Popen([sys.executable, *argv], stdout=log, stderr=subprocess.STDOUT,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if proc.poll() is not None:
-            log.seek(0)
-            raise RuntimeError(f"server exited: {log.read().decode(errors='replace')[-2000:]}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/api/ready", timeout=2).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    proc.kill()
-    raise RuntimeError(f"server did not become ready in {timeout:g} s")
 
 
 def summarise(rows: list[dict]) -> list[dict]:

@@ -33,26 +33,39 @@ def _clean(response, status: int, *words: str, folder: Path) -> str:
     return detail
 
 
-@pytest.fixture()
-def served(tmp_path):
-    """A served home of four photos in a private folder, indexed, with the detector (when there is one)."""
-    from fastapi.testclient import TestClient
-
+def _home(tmp_path: Path, folder_name: str, photos: int, *, index: bool) -> tuple[Path, Path]:
+    """(home, image folder): `photos` lemon photos copied into a folder of their own and ingested."""
     from viscover import Engine, Settings
-    from viscover.serve import ServeOptions, create_app
 
-    folder = tmp_path / "private-photos"
+    folder = tmp_path / folder_name
     folder.mkdir()
-    for p in sorted((GROCERY / "train" / "Fruit" / "Lemon").glob("*.jpg"))[:4]:
+    for p in sorted((GROCERY / "train" / "Fruit" / "Lemon").glob("*.jpg"))[:photos]:
         shutil.copy(p, folder / p.name)
     home = tmp_path / "home"
     with Engine(home, Settings(workers=1)) as engine:
         engine.ingest(folder)
-        engine.index()
+        if index:
+            engine.index()
+    return home, folder
+
+
+def _client(engine):
+    from fastapi.testclient import TestClient
+
+    from viscover.serve import ServeOptions, create_app
+
+    return TestClient(create_app(engine, ServeOptions(api_key=KEY)), raise_server_exceptions=False)
+
+
+@pytest.fixture()
+def served(tmp_path):
+    """A served home of four photos in a private folder, indexed, with the detector (when there is one)."""
+    from viscover import Engine, Settings
+
+    home, folder = _home(tmp_path, "private-photos", 4, index=True)
     detector = str(DETECTOR) if DETECTOR.is_file() else ""
     engine = Engine(home, Settings(workers=1, detector=detector, image_roots=str(folder)))
-    client = TestClient(create_app(engine, ServeOptions(api_key=KEY)), raise_server_exceptions=False)
-    with client:
+    with _client(engine) as client:
         yield client, engine, folder
     engine.close()
 
@@ -111,20 +124,11 @@ def test_a_damaged_index_and_ranker_are_reported_without_their_folders(served):
 
 
 def test_an_unindexed_home_says_what_to_do_without_its_folder(tmp_path):
-    from fastapi.testclient import TestClient
-
     from viscover import Engine, Settings
-    from viscover.serve import ServeOptions, create_app
 
-    folder = tmp_path / "photos"
-    folder.mkdir()
-    for p in sorted((GROCERY / "train" / "Fruit" / "Lemon").glob("*.jpg"))[:2]:
-        shutil.copy(p, folder / p.name)
-    home = tmp_path / "home"
-    with Engine(home, Settings(workers=1)) as engine:
-        engine.ingest(folder)
+    home, _ = _home(tmp_path, "photos", 2, index=False)
     engine = Engine(home, Settings(workers=1, resume_indexing=False))  # else the server indexes it at start
-    with TestClient(create_app(engine, ServeOptions(api_key=KEY)), raise_server_exceptions=False) as client:
+    with _client(engine) as client:
         key = client.get("/api/items").json()["items"][0]["id"]
         _clean(client.get("/api/search", params={"item": key}), 404, "viscover index", folder=home)
         related = client.get("/api/related", params={"item": key})  # related items need no index: answered

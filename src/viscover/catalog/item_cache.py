@@ -6,7 +6,7 @@ search by item then runs no SQL at all."""
 from __future__ import annotations
 
 import threading
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -86,26 +86,22 @@ class ItemCache:
     def item_ids_with_images(self, image_ids: Iterable[int]) -> np.ndarray:
         """Items showing any of these images (exact duplicates share an image)."""
         key = tuple(sorted({int(i) for i in image_ids}))
-        if not self.enabled:
-            return self.store.item_ids_with_images(key)
-        version = self._current()
-        found = self._copies.get(key)
-        if found is None:
-            found = self.store.item_ids_with_images(key)
-            found.setflags(write=False)
-            self._keep(version, self._copies, key, found, self.max_items)
-        return found
+        return self._array(self._copies, key, self.store.item_ids_with_images, self.max_items)
 
     def filter_item_ids(self, filters: Filters) -> np.ndarray:
         """Row ids of the items matching every condition of `filters`, sorted."""
+        return self._array(self._filters, filters, self.store.filter_item_ids, FILTER_SETS)
+
+    def _array(self, table: dict, key, load: Callable[..., np.ndarray], limit: int) -> np.ndarray:
+        """load(key), kept read-only in `table` while the catalogue stays at the version it was read under."""
         if not self.enabled:
-            return self.store.filter_item_ids(filters)
+            return load(key)
         version = self._current()
-        found = self._filters.get(filters)
+        found = table.get(key)
         if found is None:
-            found = self.store.filter_item_ids(filters)
+            found = load(key)
             found.setflags(write=False)
-            self._keep(version, self._filters, filters, found, FILTER_SETS)
+            self._keep(version, table, key, found, limit)
         return found
 
     def check_filters(self, filters: Filters) -> None:

@@ -20,6 +20,7 @@ from viscover.fsutil import atomic_path, atomic_write_bytes, sha256_file
 from viscover.index.base import Hits, IndexBackend, IndexKind, Query
 from viscover.index.codec import Codec
 from viscover.index.plan import COMPRESSED, plan_index
+from viscover.index.selection import id_selector, no_hits, top_hits
 from viscover.index.tiered import FORMAT as TIERED_FORMAT
 from viscover.index.tiered import TieredIndex
 
@@ -201,16 +202,7 @@ class FaissIndex:
         dead = self.tombstones
         if excluded is not None and len(excluded):
             dead = np.union1d(dead, np.asarray(excluded, np.int64))
-        parts = []
-        if allowed is not None:
-            parts.append(faiss.IDSelectorBatch(allowed))
-        if len(dead):
-            parts.append(faiss.IDSelectorNot(faiss.IDSelectorBatch(dead)))
-        if not parts:
-            return None
-        sel = parts[0] if len(parts) == 1 else faiss.IDSelectorAnd(parts[0], parts[1])
-        sel._keep = parts  # keep the Python wrappers alive while FAISS holds raw pointers
-        return sel
+        return id_selector(allowed, dead)
 
     def _float_search(self, floats: np.ndarray, k: int, selector) -> tuple[np.ndarray, np.ndarray]:
         if self.hnsw:
@@ -238,16 +230,14 @@ class FaissIndex:
     def _search_subset(self, floats: np.ndarray, bits, k: int, allowed: np.ndarray, binary: bool) -> Hits:
         """Exact search over a small filtered subset: faster and more complete than a filtered graph walk."""
         if len(allowed) == 0 or k <= 0:
-            return Hits(np.zeros(0, np.int64), np.zeros(0, np.float32))
+            return no_hits()
         if binary:
             codes = self.stored_bits(allowed)
             dist = np.bitwise_count(np.bitwise_xor(codes, bits)).sum(axis=1)
             short = allowed[np.argsort(dist, kind="stable")[: k * self.settings.binary_rerank]]
             ids, scores = self._rerank(floats, short, k)
             return Hits(ids, scores)
-        scores = self.float_index.reconstruct_batch(allowed) @ floats[0]
-        order = np.argsort(-scores, kind="stable")[:k]
-        return Hits(allowed[order], scores[order])
+        return top_hits(allowed, self.float_index.reconstruct_batch(allowed) @ floats[0], k)
 
     # ---- persistence -----------------------------------------------------------------------------------------
     def save(self, folder: Path) -> None:

@@ -24,6 +24,7 @@ from viscover.fsutil import atomic_path, atomic_write_bytes, sha256_file
 from viscover.index.base import Hits, Query
 from viscover.index.codec import Codec
 from viscover.index.plan import ivfpq_params
+from viscover.index.selection import id_selector, no_hits, top_hits
 
 FORMAT = "viscover-tiered/1"
 MANIFEST = "manifest.json"
@@ -283,9 +284,9 @@ class TieredIndex:
             k = min(k, len(st.item_ids) - int(_isin_sorted(excluded, st.item_ids).sum()))
         k = max(0, min(k, len(st.item_ids)))
         if k == 0:
-            return _no_hits()
+            return no_hits()
         short = k * (self.settings.binary_rerank if binary else self.settings.codes_rerank)
-        sel = _selector(allowed, np.union1d(st.tombstones, excluded) if len(excluded) else st.tombstones)
+        sel = id_selector(allowed, np.union1d(st.tombstones, excluded) if len(excluded) else st.tombstones)
         rows = slice(None)  # delta rows to score
         if len(st.delta_ids) and (len(excluded) or allowed is not None):
             rows = ~_isin_sorted(st.delta_ids, excluded)
@@ -297,7 +298,7 @@ class TieredIndex:
                 more = np.bitwise_count(np.bitwise_xor(st.delta_bits[rows], query.bits)).sum(axis=1)
                 ids = np.concatenate([ids, st.delta_ids[rows]])
                 ids = ids[np.argsort(np.concatenate([dist, more]), kind="stable")[:short]]
-            return _top(ids, _floats_of(st, ids) @ query.floats[0], k)
+            return top_hits(ids, _floats_of(st, ids) @ query.floats[0], k)
         if st.main is not None:
             main_ids = self._ivf_search(st, query.floats, short, sel)
         else:
@@ -307,7 +308,7 @@ class TieredIndex:
         if len(st.delta_ids):
             main_ids = np.concatenate([main_ids, st.delta_ids[rows]])
             scores = np.concatenate([scores, st.delta_floats[rows] @ query.floats[0]])
-        return _top(main_ids, scores, k)
+        return top_hits(main_ids, scores, k)
 
     def _bits_search(self, st: _State, bits: np.ndarray, n: int, sel) -> tuple[np.ndarray, np.ndarray]:
         n = max(1, min(n, len(st.main_ids)))
@@ -329,13 +330,13 @@ class TieredIndex:
     def _search_subset(self, st: _State, query: Query, k: int, allowed: np.ndarray, binary: bool) -> Hits:
         """Exact over a small filtered subset (its floats read from the source)."""
         if len(allowed) == 0 or k <= 0:
-            return _no_hits()
+            return no_hits()
         floats = _floats_of(st, allowed)
         if binary:
             dist = np.bitwise_count(np.bitwise_xor(np.packbits(floats > 0, axis=1), query.bits)).sum(axis=1)
             keep = np.argsort(dist, kind="stable")[: k * self.settings.binary_rerank]
             allowed, floats = allowed[keep], floats[keep]
-        return _top(allowed, floats @ query.floats[0], k)
+        return top_hits(allowed, floats @ query.floats[0], k)
 
     # ---- persistence -----------------------------------------------------------------------------------------
     def save(self, folder: Path) -> None:
@@ -437,28 +438,6 @@ def _floats_of(st: _State, ids: np.ndarray) -> np.ndarray:
     if (~in_delta).any():
         out[~in_delta] = st.table.floats(ids[~in_delta])
     return out
-
-
-def _selector(allowed: np.ndarray | None, dead: np.ndarray):
-    parts = []
-    if allowed is not None:
-        parts.append(faiss.IDSelectorBatch(allowed))
-    if len(dead):
-        parts.append(faiss.IDSelectorNot(faiss.IDSelectorBatch(dead)))
-    if not parts:
-        return None
-    sel = parts[0] if len(parts) == 1 else faiss.IDSelectorAnd(parts[0], parts[1])
-    sel._keep = parts  # keep the Python wrappers alive while FAISS holds raw pointers
-    return sel
-
-
-def _top(ids: np.ndarray, scores: np.ndarray, k: int) -> Hits:
-    order = np.argsort(-scores, kind="stable")[:k]
-    return Hits(ids[order].astype(np.int64), scores[order].astype(np.float32))
-
-
-def _no_hits() -> Hits:
-    return Hits(np.zeros(0, np.int64), np.zeros(0, np.float32))
 
 
 def _read_manifest(folder: Path) -> dict | None:
