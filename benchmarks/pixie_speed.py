@@ -117,15 +117,16 @@ def run_config(walker: PixieWalker, queries: list[np.ndarray], weights, params: 
 def kernel_speed(walker: PixieWalker, queries: np.ndarray, params: PixieParams) -> dict:
     """Steps per second of the compiled walk alone (no budget split, no scoring or sorting), early stopping off."""
     g = walker.graph
+    counts, touched, _ = walker._buffers()
     total_steps, total_s = 0, 0.0
     for q in queries:
         t = time.perf_counter()
         n, used = pixie._walk(g.left_indptr, g.left_nbrs, g.right_indptr, g.right_nbrs, walker.keys, int(q),
-                              params.steps, params.alpha, 0, params.n_v, 0.0, -1, params.seed, walker.counts,
-                              walker.touched, 0)
+                              params.steps, params.alpha, 0, params.n_v, 0.0, -1, params.seed, counts,
+                              touched, 0)
         total_s += time.perf_counter() - t
         total_steps += used
-        walker.counts[walker.touched[:n]] = 0
+        counts[touched[:n]] = 0
     return {"queries": len(queries), "steps_per_s_per_core": round(total_steps / total_s),
             "ns_per_step": round(total_s / total_steps * 1e9, 1)}
 

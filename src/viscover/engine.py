@@ -69,8 +69,8 @@ def _writes(method: F) -> F:
 class Engine:
     """A catalogue home folder: its store, embeddings and indexes, and every operation on them.
 
-    Safe for many threads (the HTTP server): caches are filled under one lock, Pixie's walker (one reusable visit
-    buffer) runs under another, and indexes are never changed in place while cached (`index` and `remove` work on
+    Safe for many threads (the HTTP server): caches are filled under one lock, Pixie's walks run side by side (visit
+    buffers per thread), and indexes are never changed in place while cached (`index` and `remove` work on
     a fresh copy and swap it in). Writes hold the home's write lock: one writer per home, across processes."""
 
     def __init__(self, home: str | Path, settings: Settings | None = None, *, db: str | None = None,
@@ -86,7 +86,6 @@ class Engine:
                 self.home.root.mkdir(parents=True, exist_ok=True)
             self.store = CatalogStore(url)
         self._cache_lock = threading.RLock()
-        self._walk_lock = threading.Lock()
         self._write_lock = HomeLock(self.home.write_lock)
         self._embedders: dict[str, Embedder] = {}
         self._items = ItemCache(self.store, self.settings.item_cache_items)
@@ -318,7 +317,7 @@ class Engine:
                 from viscover.related import RelatedService
 
                 self._related = RelatedService(self.store, self.home, self.settings, self._index_or_none,
-                                               write_lock=self._write_lock, walk_lock=self._walk_lock,
+                                               write_lock=self._write_lock,
                                                cache_lock=self._cache_lock, items=self._items)
             return self._related
 

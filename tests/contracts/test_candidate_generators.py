@@ -127,6 +127,23 @@ def test_deterministic_given_the_seed(name, world):
 
 
 @pytest.mark.parametrize("name", GENERATORS)
+def test_safe_from_many_threads(name, world):
+    """One generator shared by concurrent requests (the server's threads, no lock) answers each query as it
+    answers it alone: per-thread buffers, nothing one walk leaves behind for another."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    shared = generator(name, world)
+    p = params(seed=5)
+    prepared = [build_query(world.graph, world.visual, n, w, p, want) for n, w, want in queries(world.graph)]
+    alone = [generator(name, world).propose(q, p) for q in prepared]
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(lambda i: (i % len(prepared), shared.propose(prepared[i % len(prepared)], p)),
+                                range(8 * len(prepared))))
+    for i, (nodes, scores) in answers:
+        assert np.array_equal(nodes, alone[i][0]) and np.array_equal(scores, alone[i][1]), name
+
+
+@pytest.mark.parametrize("name", GENERATORS)
 def test_an_empty_query_proposes_nothing(name, world):
     query, (found, scores) = propose(name, world, np.zeros(0, np.int64))
     assert len(query.nodes) == 0 and len(found) == len(scores) == 0

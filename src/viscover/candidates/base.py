@@ -32,8 +32,9 @@ class CandidateGenerator(Protocol):
     """A source of related-item candidates. `name` is the source name in explanations and the candidate set's column;
     `propose` returns (graph nodes, finite scores) best first, each node once, never a query node, at most
     `pool` + len(query nodes); both empty when the generator has nothing to say (no walk seeds, no query vector).
-    Deterministic given `params.pixie.seed`. A generator may keep buffers (the walker's): one service runs it
-    under one lock. tests/contracts/test_candidate_generators.py checks all this for every registered generator."""
+    Deterministic given `params.pixie.seed`. Safe to call from several threads at once (the server's
+    requests): a generator keeping buffers keeps them per thread, as the walker does.
+    tests/contracts/test_candidate_generators.py checks all this for every registered generator."""
 
     name: str
 

@@ -97,14 +97,13 @@ def features(c: CandidateSet, graph: Bipartite, query_nodes: np.ndarray, attrs: 
         return Features.from_columns(0, {})
     maxima = c.maxima() if maxima is None else maxima
     pixie, cooc = c.score(PIXIE), c.score(COOCCURRENCE)
-    degree = graph.left_degree()
     cols: dict[str, np.ndarray | float] = {
         "pixie": pixie / max(float(maxima.get(PIXIE, 0.0)), 1e-12),
         "pixie_log": np.log1p(pixie),
         "cooccurrence": cooc / max(float(maxima.get(COOCCURRENCE, 0.0)), 1e-12),
         "cooccurrence_log": np.log1p(cooc),
         "visual": c.score(VISUAL),
-        "popularity": np.log1p(degree[c.nodes]),
+        "popularity": np.log1p(graph.left_degree(c.nodes)),
     }
     q = np.asarray(query_nodes, np.int64)
     if attrs is not None and len(q):
@@ -115,5 +114,5 @@ def features(c: CandidateSet, graph: Bipartite, query_nodes: np.ndarray, attrs: 
             cols["label_match"] = match.any(axis=2).mean(axis=0)
         cols["same_domain"] = np.isin(attrs.domains[c.nodes], attrs.domains[q])
     if len(q):  # lets a learned ranker weigh signals differently for cold and warm queries
-        cols["query_degree"] = np.log1p(degree[q].sum())
+        cols["query_degree"] = np.log1p(graph.left_degree(q).sum())
     return Features.from_columns(n, cols)

@@ -12,8 +12,8 @@ __all__ = ["PixieCandidates", "PixieParams", "PixieWalker", "Visits"]
 
 
 class PixieCandidates:
-    """Walk from the query's seeds (biased toward its wanted domain); score = boosted visit count. The walker keeps
-    one visit buffer: not thread-safe (the service runs walks under its walk lock)."""
+    """Walk from the query's seeds (biased toward its wanted domain); score = boosted visit count. Thread-safe (the
+    walker keeps its visit buffers per thread)."""
 
     name = "pixie"
 

@@ -43,15 +43,15 @@ def build_query(graph: Bipartite, visual: VisualNeighbours | None, query_nodes, 
     weighted by likeness, so that items nobody has saved yet still get graph-based recommendations."""
     q = np.atleast_1d(np.asarray(query_nodes, np.int64))
     w = np.ones(len(q)) if weights is None else np.atleast_1d(np.asarray(weights, np.float64))
-    degree = graph.left_degree()
-    cold = int(degree[q].sum()) < params.cold_degree
+    q_degree = graph.left_degree(q)
+    cold = int(q_degree.sum()) < params.cold_degree
     vector = None if visual is None else visual.query_vector(q, w)
-    seeds, seed_w = q[degree[q] > 0], w[degree[q] > 0]
+    seeds, seed_w = q[q_degree > 0], w[q_degree > 0]
     neighbours = (np.zeros(0, np.int64), np.zeros(0, np.float32))
     if vector is not None:
         v_nodes, v_sims = neighbours = visual.neighbours(vector, params.pool + len(q))
         if cold:
-            warm = np.nonzero(~np.isin(v_nodes, q) & (degree[v_nodes] > 0))[0][: params.visual_seeds]
+            warm = np.nonzero(~np.isin(v_nodes, q) & (graph.left_degree(v_nodes) > 0))[0][: params.visual_seeds]
             seeds = np.concatenate([seeds, v_nodes[warm]]).astype(np.int64)
             seed_w = np.concatenate([seed_w, np.clip(v_sims[warm], 0.0, None)])
     return CandidateQuery(q, w, vector, neighbours, cold, seeds, seed_w, want_domain)

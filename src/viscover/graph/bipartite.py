@@ -105,8 +105,12 @@ class Bipartite:
         pos = np.minimum(np.searchsorted(self.left_ids, ids), max(self.n_left - 1, 0))
         return np.where(self.n_left and (self.left_ids[pos] == ids), pos, -1) if self.n_left else -np.ones_like(ids)
 
-    def left_degree(self) -> np.ndarray:
-        return np.diff(self.left_indptr)
+    def left_degree(self, nodes: np.ndarray | None = None) -> np.ndarray:
+        """Board count of every left node, or of `nodes` only (a query touches a few of a million: no full diff)."""
+        if nodes is None:
+            return np.diff(self.left_indptr)
+        nodes = np.asarray(nodes, np.int64)
+        return self.left_indptr[nodes + 1] - self.left_indptr[nodes]
 
     def right_degree(self) -> np.ndarray:
         return np.diff(self.right_indptr)

@@ -73,14 +73,14 @@ class RelatedHit:
 
 class RelatedService:
     """Related items of a catalogue home, for the Engine to delegate to. Thread-safe like the Engine: caches are
-    filled under `cache_lock`, walks (one reusable visit buffer per graph) run under `walk_lock`, and the home's
+    filled under `cache_lock`, walks run side by side (the walker keeps visit buffers per thread), and the home's
     `write_lock` is held only to write (an engagement log, a ranker's save). After a write, queries keep answering
     from the previous service while a background thread builds the new graph and service, then swaps them in: a
     query never waits for a rebuild, unless it names an item the previous graph does not have."""
 
     def __init__(self, store: CatalogStore, home: Home, settings: Settings,
                  index_for: Callable[[str | None], NodeVectorIndex | None], *, write_lock: WriteLock,
-                 walk_lock: AbstractContextManager, cache_lock: AbstractContextManager | None = None,
+                 cache_lock: AbstractContextManager | None = None,
                  items: ItemCache | None = None):
         """`index_for(model)` gives the model's vector index, None when the catalogue is not indexed yet (related
         items then use graph signals only). `cache_lock` may be the caller's own cache lock (re-entrant); `items`
@@ -88,7 +88,7 @@ class RelatedService:
         self.store, self.home, self.settings, self.index_for = store, home, settings, index_for
         self.items = items if items is not None else ItemCache(store, settings.item_cache_items)
         self._signature: tuple[int, list[int]] | None = None  # (catalogue version, graph signature) last read
-        self._write_lock, self._walk_lock = write_lock, walk_lock
+        self._write_lock = write_lock
         self._cache_lock = cache_lock if cache_lock is not None else threading.RLock()
         self._graphs = GraphCache(store, home.graph)
         self._items: _Assembled | None = None
@@ -198,8 +198,7 @@ class RelatedService:
             if domain not in names:
                 raise NotFoundError(f"no item has domain {domain!r} (domains: {', '.join(n for n in names if n)})")
             want = names.index(domain)
-        with self._walk_lock:
-            result = service.related(nodes, weights, k=k, want_domain=want, score_by=score_by)
+        result = service.related(nodes, weights, k=k, want_domain=want, score_by=score_by)
         found = self.items.items_by_ids(graph.left_ids[result.nodes].tolist())
         return [RelatedHit(item=found[int(graph.left_ids[n])], score=float(score), explanation=result.explain(i),
                            query_on_boards=not result.cold)
