@@ -21,6 +21,7 @@ _LAZY = {
     "IngestReport": ("viscover.catalog.ingest", "IngestReport"),
     "VectorImportReport": ("viscover.search.importing", "VectorImportReport"),
     "Item": ("viscover.catalog.records", "Item"),
+    "Naming": ("viscover.catalog.naming", "Naming"),
     "Filters": ("viscover.catalog.store", "Filters"),
     "BoardSummary": ("viscover.catalog.browse", "BoardSummary"),
     "SearchHit": ("viscover.search.results", "SearchHit"),
@@ -51,6 +52,7 @@ __all__ = ["Settings", "save_settings", "ViscoverError", "ConfigError", "NotFoun
 if TYPE_CHECKING:  # for type checkers and editors: the lazy names as ordinary imports
     from viscover.catalog.browse import BoardSummary  # noqa: F401
     from viscover.catalog.ingest import IngestReport  # noqa: F401
+    from viscover.catalog.naming import Naming  # noqa: F401
     from viscover.catalog.records import Item  # noqa: F401
     from viscover.catalog.store import Filters  # noqa: F401
     from viscover.engine import Engine, IndexReport  # noqa: F401

@@ -23,7 +23,7 @@ import numpy as np
 from viscover.catalog.browse import (BoardSummary, Facets, board_page, boards_page, facets, image_bytes, item_image,
                                     items_page, thumbnail_file)
 from viscover.catalog.item_cache import ItemCache
-from viscover.catalog.naming import NamingCache
+from viscover.catalog.naming import Naming, NamingCache
 from viscover.catalog.ingest import IngestReport, ingest_path
 from viscover.catalog.records import Item
 from viscover.catalog.store import CatalogStore, Filters
@@ -151,6 +151,11 @@ class Engine:
         """What people see an item called: its title, else its most specific label (the value fewest items share,
         unless all do), else its file name (viscover.catalog.naming)."""
         return self._naming.get().name(item)
+
+    def naming(self) -> Naming:
+        """The catalogue's current naming (`naming().name(item)` = `item_name(item)`): fetched once to name a page
+        or a result list, it checks the catalogue's change counter once instead of once per item."""
+        return self._naming.get()
 
     def facets(self) -> Facets:
         """What the catalogue can be filtered by: domains, labels per task and boards, with their item counts."""

@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, File, Query, Request, Response, UploadFile
 from starlette.concurrency import run_in_threadpool
 
-from viscover import (BadRequestError, CropBox, Engine, IndexCorruptError, NotFoundError, ViscoverError,
+from viscover import (BadRequestError, CropBox, Engine, IndexCorruptError, Naming, NotFoundError, ViscoverError,
                       parse_crop)
 from viscover.serve import schemas as s
 from viscover.serve.hints import detail, redact_all
@@ -85,7 +85,8 @@ def list_items(engine: EngineDep, filters: FiltersDep, offset: Offset = 0, limit
     """Page through the catalogue (in ingest order, or mixed), optionally filtered by label, domain, board or text
     in the id or title (q)."""
     items, total = engine.items(filters, offset=offset, limit=limit, order=order, seed=seed)
-    return json_response({"items": [item_out(i, engine) for i in items], **page(total, offset, len(items))})
+    naming = engine.naming()
+    return json_response({"items": [item_out(i, engine, naming) for i in items], **page(total, offset, len(items))})
 
 
 @router.get("/facets", response_model=s.FacetsOut, responses=s.ERRORS, tags=["catalogue"])
@@ -105,8 +106,9 @@ def list_boards(engine: EngineDep, offset: Offset = 0, limit: Limit = 50) -> dic
     """Boards in natural order of names ("sender-2" before "sender-10"), each with its size and first item as a
     cover."""
     rows, total = engine.boards(offset=offset, limit=limit)
-    boards = [{"name": b.name, "size": b.size, "cover": item_out(b.cover, engine) if b.cover is not None else None}
-              for b in rows]
+    naming = engine.naming()
+    boards = [{"name": b.name, "size": b.size,
+               "cover": item_out(b.cover, engine, naming) if b.cover is not None else None} for b in rows]
     return {"boards": boards, **page(total, offset, len(rows))}
 
 
@@ -114,7 +116,8 @@ def list_boards(engine: EngineDep, offset: Offset = 0, limit: Limit = 50) -> dic
 def get_board(name: str, engine: EngineDep, offset: Offset = 0, limit: Limit = 50) -> dict:
     """The items of one board."""
     items, total = engine.board_items(name, offset=offset, limit=limit)
-    return {"name": name, "items": [item_out(i, engine) for i in items], **page(total, offset, len(items))}
+    naming = engine.naming()
+    return {"name": name, "items": [item_out(i, engine, naming) for i in items], **page(total, offset, len(items))}
 
 
 def _ms(start: float) -> float:
@@ -126,16 +129,18 @@ def _crop(text: str | None) -> CropBox | None:
     return parse_crop(text) if text else None
 
 
-def _hit(h, engine: Engine) -> dict:
-    return {**item_out(h.item, engine), "score": float(h.score), "duplicates": [d.key for d in h.duplicates]}
+def _hit(h, engine: Engine, naming: Naming) -> dict:
+    return {**item_out(h.item, engine, naming), "score": float(h.score),
+            "duplicates": [d.key for d in h.duplicates]}
 
 
 def _hits(engine, hits, query: dict, start: float, *, by_image: bool) -> dict:
     """A search answer; a query image (upload or URL) whose best hit scores below weak_match_score is flagged
     weak_match (the threshold was measured on query photos, not on "more like this" of catalogue items)."""
     weak = by_image and bool(hits) and float(hits[0].score) < engine.settings.weak_match_score
+    naming = engine.naming()
     return {"query": query, "took_ms": _ms(start), "weak_match": weak,
-            "results": [_hit(h, engine) for h in hits]}
+            "results": [_hit(h, engine, naming) for h in hits]}
 
 
 @router.get("/search", response_model=s.SearchOut, responses=s.ERRORS, tags=["search"])
@@ -202,7 +207,8 @@ def related(engine: EngineDep,
     """Related items from the board graph (Pixie walks), co-occurrence and looks, blended and ranked."""
     start = time.perf_counter()
     hits = engine.related(item, k=k, domain=domain or None)
-    results = [{**item_out(h.item, engine), "score": float(h.score), "sources": h.sources,
+    naming = engine.naming()
+    results = [{**item_out(h.item, engine, naming), "score": float(h.score), "sources": h.sources,
                 "explanation": h.explanation if explain else None} for h in hits]
     return json_response({"query": {"items": item, "k": k, "domain": domain}, "results": results,
                           "visual_only": bool(hits) and all(h.by_looks_only for h in hits), "took_ms": _ms(start)})
@@ -230,7 +236,8 @@ def detect_upload(engine: EngineDep, file: Annotated[UploadFile, File(descriptio
 
 
 def _looks(engine: Engine, scene, start: float) -> dict:
-    looks = [{**o.to_dict(), "results": [_hit(h, engine) for h in hits]}
+    naming = engine.naming()
+    looks = [{**o.to_dict(), "results": [_hit(h, engine, naming) for h in hits]}
              for o, hits in zip(scene.objects, scene.hits)]
     return {"width": scene.width, "height": scene.height, "objects": looks,
             "took_ms": _ms(start)}

@@ -12,7 +12,7 @@ from fastapi import Depends, Query, Request, Response, Security
 from fastapi.routing import APIRoute
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
-from viscover import Engine, Filters, Item, ViscoverError
+from viscover import Engine, Filters, Item, Naming, ViscoverError
 
 
 class AuthError(ViscoverError):
@@ -116,11 +116,11 @@ async def operations_thread(work: Callable[[], T]) -> T:
     return await to_thread.run_sync(work, limiter=limiter)
 
 
-def item_out(item: Item, engine: Engine) -> dict[str, Any]:
+def item_out(item: Item, engine: Engine, naming: Naming | None = None) -> dict[str, Any]:
     """An item as the API shows it: metadata, the name to show it by, and the URLs of its image (never its path on
-    the server)."""
-    return {"id": item.key, "name": engine.item_name(item), "title": item.title, "description": item.description,
-            "domain": item.domain,
+    the server). A list passes the `engine.naming()` it fetched once."""
+    return {"id": item.key, "name": (naming or engine.naming()).name(item), "title": item.title,
+            "description": item.description, "domain": item.domain,
             "split": item.split, "labels": dict(item.labels), "boards": list(item.boards),
             "width": item.width, "height": item.height, "sha256": item.sha256,
             "image_url": f"/images/{item.sha256}", "thumb_url": f"/thumbs/{item.sha256}"}
