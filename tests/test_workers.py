@@ -154,14 +154,23 @@ def test_searches_are_answered_by_both_worker_processes(served):
 
 @needs_data
 def test_an_ingest_job_is_followed_from_every_worker_and_its_items_are_found_by_each(served):
+    from viscover.fsutil import HomeLock
+
     rows = grocery_subset(per_product_train=2, per_product_val=0, products=EXTRA)  # 2 photos + 1 catalogue image
-    accepted = served.post("/api/items", json={"items": rows})
-    assert accepted.status_code == 202, accepted.text
-    job_id = accepted.json()["job"]["id"]
     seen: dict[int, list[dict]] = {}
+    with HomeLock(served.home / ".write.lock").held():  # the job waits for it (as for a writer in a shell)...
+        accepted = served.post("/api/items", json={"items": rows})
+        assert accepted.status_code == 202, accepted.text
+        job_id = accepted.json()["job"]["id"]
+        for _ in range(300):  # ... until both workers have answered a poll while it is not done
+            got = served.get(f"/api/jobs/{job_id}")
+            assert got.status_code == 200 and got.json()["state"] in ("queued", "running"), got.text
+            seen.setdefault(int(got.headers[WORKER]), []).append(got.json())
+            if len(seen) == 2:
+                break
+        assert len(seen) == 2, seen
     done = _wait_job(served, job_id, seen=seen)
     assert done["state"] == "done" and done["result"]["ingest"]["added"] == len(rows), done
-    assert len(seen) == 2, seen  # polled at both workers
     for worker, states in seen.items():
         assert {s["id"] for s in states} == {job_id} and all(s["state"] in ("queued", "running", "done")
                                                               for s in states), (worker, states)
@@ -204,18 +213,21 @@ def _searches(text: str) -> float:
 def test_a_killed_worker_is_replaced_and_its_job_reads_as_failed(served):
     """SIGKILL the worker running an ingest job: uvicorn starts another in its place, and every worker reports
     the job failed, saying that the process running it stopped."""
+    from viscover.fsutil import HomeLock
+
     products = ["Yellow-Onion", "Carrots", "Lemon", "Pineapple"]
     rows = [{"id": f"killed-{i}", "path": r["path"]} for i, r in
             enumerate(r for r in grocery_subset(6, 0, products) if r["split"] == "train")]
     assert len(rows) == 24 and str(GROCERY) in rows[0]["path"]
-    accepted = served.post("/api/items", json={"items": rows})
-    assert accepted.status_code == 202, accepted.text
-    runner, job_id = int(accepted.headers[WORKER]), accepted.json()["job"]["id"]
-    end = time.monotonic() + 60
-    while (job := served.get(f"/api/jobs/{job_id}").json())["state"] != "running" and time.monotonic() < end:
-        time.sleep(0.02)
-    assert job["state"] == "running", job
-    os.kill(runner, signal.SIGKILL)
+    with HomeLock(served.home / ".write.lock").held():  # the job runs, waiting for the lock, until it is killed
+        accepted = served.post("/api/items", json={"items": rows})
+        assert accepted.status_code == 202, accepted.text
+        runner, job_id = int(accepted.headers[WORKER]), accepted.json()["job"]["id"]
+        end = time.monotonic() + 60
+        while (job := served.get(f"/api/jobs/{job_id}").json())["state"] != "running" and time.monotonic() < end:
+            time.sleep(0.02)
+        assert job["state"] == "running", job
+        os.kill(runner, signal.SIGKILL)
     failed = _wait_job(served, job_id)
     assert failed["state"] == "failed" and "the server process running this job stopped" in failed["error"], failed
     assert "send the request again" in failed["error"]
@@ -331,3 +343,30 @@ def test_the_newest_job_records_are_kept(tmp_path):
     running.save()
     store.prune()
     assert [r["id"] for r in store.all()] == [j.id for j in jobs[:1:-1]] + [running.id]
+
+
+# ---- how a server of several processes is configured --------------------------------------------------------------
+def test_the_number_of_workers_and_what_each_is_handed(tmp_path, monkeypatch):
+    """0 workers is one per usable core; a negative count is refused in one line; each worker takes its
+    configuration (the key among it) out of its environment, so that processes it starts do not inherit it."""
+    from typer.testing import CliRunner
+
+    from viscover import Engine, Settings
+    from viscover.cli.app import app
+    from viscover.serve import ServeOptions
+    from viscover.serve.run import worker_count
+    from viscover.serve.worker_config import ENV, WorkerConfig, hand_over, take_over
+
+    assert worker_count(0) == len(os.sched_getaffinity(0)) and worker_count(3) == 3
+    Engine(tmp_path / "home").close()  # an empty catalogue
+    refused = CliRunner().invoke(app, ["serve", "--home", str(tmp_path / "home"), "--workers", "-1"])
+    assert refused.exit_code == 1 and "serve_workers (--workers) = -1" in refused.output, refused.output
+    environ = {}
+    settings = Settings(detector="det.onnx", request_threads=3)
+    options = ServeOptions(api_key="secret", cors_origins=("https://shop.example",), workers=2)
+    hand_over(WorkerConfig.of(str(tmp_path), "sqlite:///x.db", settings, options, "/run"), environ)
+    got = take_over(environ)
+    assert ENV not in environ and got.served_settings() == settings and got.serve_options() == options
+    assert (got.home, got.db, got.run_dir) == (str(tmp_path), "sqlite:///x.db", "/run")
+    with pytest.raises(Exception, match="started by `viscover serve --workers N`"):
+        take_over(environ)
