@@ -77,9 +77,14 @@ class Served:
         raise AssertionError(f"only workers {sorted(answers)} answered {tries} requests")
 
     def stop(self) -> None:
+        """Stop as an operator would (SIGTERM: the run folder is removed), else kill every process."""
         if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
 
 
 def _parent_of(pid: int) -> int:
@@ -370,3 +375,20 @@ def test_the_number_of_workers_and_what_each_is_handed(tmp_path, monkeypatch):
     assert (got.home, got.db, got.run_dir) == (str(tmp_path), "sqlite:///x.db", "/run")
     with pytest.raises(Exception, match="started by `viscover serve --workers N`"):
         take_over(environ)
+
+
+def test_a_later_server_removes_the_run_folder_of_a_killed_one(tmp_path, monkeypatch):
+    """A parent killed with SIGKILL cannot remove its run folder; the next server removes those of gone parents."""
+    import tempfile
+
+    from viscover.serve import workers
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    folders = {name: tmp_path / f"{workers.RUN_DIR_PREFIX}{pid}-abc" for name, pid in
+               [("gone", gone.pid), ("live", os.getpid()), ("unnamed", "x")]}
+    for folder in folders.values():
+        (folder / "metrics").mkdir(parents=True)
+    workers._remove_stale_run_dirs()
+    assert {name for name, folder in folders.items() if folder.exists()} == {"live", "unnamed"}

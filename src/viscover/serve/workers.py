@@ -26,6 +26,7 @@ from viscover.serve.run import limit_threads
 from viscover.serve.worker_config import ENV, WorkerConfig, hand_over, take_over
 
 METRICS_ENV = "PROMETHEUS_MULTIPROC_DIR"
+RUN_DIR_PREFIX = "viscover-serve-"  # + the parent's pid: a later server removes the folder if that process is gone
 HEALTHCHECK_SECONDS = 30  # a worker not answering uvicorn's ping this long is killed and replaced (a long index
 # build may hold the GIL for seconds: uvicorn's default of 5 s could kill a worker mid-job)
 
@@ -35,7 +36,8 @@ def serve_workers(engine: Engine, options: ServeOptions, *, db: str | None, host
     """Serve with `options.workers` processes until stopped (SIGINT or SIGTERM stops every one of them)."""
     import uvicorn
 
-    run_dir = Path(tempfile.mkdtemp(prefix="viscover-serve-"))
+    _remove_stale_run_dirs()
+    run_dir = Path(tempfile.mkdtemp(prefix=f"{RUN_DIR_PREFIX}{os.getpid()}-"))
     (run_dir / "metrics").mkdir()
     try:
         os.environ[METRICS_ENV] = str(run_dir / "metrics")  # before a worker starts: they inherit it
@@ -47,6 +49,20 @@ def serve_workers(engine: Engine, options: ServeOptions, *, db: str | None, host
         os.environ.pop(ENV, None)
         os.environ.pop(METRICS_ENV, None)
         shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def _remove_stale_run_dirs() -> None:
+    """Remove the run folders of servers whose parent process is gone: one killed (SIGKILL) had no time to."""
+    for folder in Path(tempfile.gettempdir()).glob(f"{RUN_DIR_PREFIX}*"):
+        pid = folder.name[len(RUN_DIR_PREFIX):].split("-")[0]
+        try:
+            if not pid.isdigit() or folder.stat().st_uid != os.getuid():
+                continue
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(folder, ignore_errors=True)
+        except OSError:
+            continue  # alive (another user's), or gone meanwhile
 
 
 def worker_app() -> FastAPI:
