@@ -3,15 +3,17 @@
 Starts servers on loopback ports and drives them with `wrk` (Debian's, compiled: not the bottleneck; its own CPU
 time is reported with each row) at several concurrency levels: search by id ("more like this") and related items
 (on a copy of the home with boards: one per product plus 300 seeded mixed boards, 3 boards per item). Servers,
-side by side in one run, rows interleaved: `viscover` (`viscover serve` as shipped), `baseline` (the same command
-on the code at --baseline-src, e.g. the main branch's src) and `uvicorn-<loop>-<http>` variants
-(benchmarks/serve_variant.py) to measure the server choice. Each server's CPU time per request is reported too: on
-2 cores shared with other work, it moves less than requests/s. With --upload, search by upload (a photo as
+side by side in one run, rows interleaved: `viscover` (`viscover serve` as shipped), `viscover-wN` (the same with
+`--workers N`, e.g. viscover-w1,viscover-w2), `baseline` (the same command on the code at --baseline-src, e.g. the
+main branch's src) and `uvicorn-<loop>-<http>` variants (benchmarks/serve_variant.py) to measure the server choice.
+Each server's CPU time per request (all its processes) is reported too: on 2 cores shared with other work, it moves
+less than requests/s. With --upload, search by upload (a photo as
 multipart) is driven by an asyncio httpx generator in this process (wrk cannot vary a multipart body cheaply).
 The same queries straight through the Python Engine (no HTTP) show what the server adds.
 
     python benchmarks/serve_load.py [--seconds 10] [--concurrency 1,4,16,64] [--repeats 2]
-        [--servers viscover,uvicorn-asyncio-h11] [--baseline-src ../main/src] [--upload] [--json out.json]
+        [--servers viscover,viscover-w1,viscover-w2,uvicorn-asyncio-h11] [--baseline-src ../main/src] [--upload]
+        [--json out.json]
 """
 
 from __future__ import annotations
@@ -58,11 +60,22 @@ def build_home(home: Path) -> None:
 
 
 def cpu_seconds(pid: int | None = None) -> float:
+    """CPU time of this process, or of process `pid` and every process below it (a server's workers)."""
     if pid is None:
         r = resource.getrusage(resource.RUSAGE_SELF)
         return r.ru_utime + r.ru_stime
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    stats = {}
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit():
+                stats[int(entry.name)] = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            pass  # ended meanwhile
+    tree, frontier = {pid}, {pid}
+    while frontier:
+        frontier = {p for p, fields in stats.items() if int(fields[1]) in frontier} - tree
+        tree |= frontier
+    return sum(int(stats[p][11]) + int(stats[p][12]) for p in tree if p in stats) / os.sysconf("SC_CLK_TCK")
 
 
 async def drive(base: str, make_request, concurrency: int, seconds: float, warmup: float) -> dict:
@@ -202,6 +215,8 @@ def start_variant(name: str, home: Path, port: int, baseline_src: str | None):
     """Start server `name` on `home`: viscover, baseline or uvicorn-<loop>-<http>."""
     if name == "viscover":
         return start_server(home, port, "--no-auth")
+    if name.startswith("viscover-w"):
+        return start_server(home, port, "--no-auth", "--workers", name[len("viscover-w"):])
     if name == "baseline":
         env = {"PYTHONPATH": baseline_src or ""}
         return start_server(home, port, "--no-auth", env=env)
@@ -324,7 +339,7 @@ def main() -> int:
           "summary": summarise(results), "http": results, "http_upload": upload_rows,
           "in_process_engine": direct,
           "load_average": {"before": load_before, "after": [round(x, 2) for x in os.getloadavg()]},
-          **environment({"server": "uvicorn, one process, FastAPI thread pool"})}, args.json)
+          **environment({"server": "uvicorn (viscover-wN: N worker processes), FastAPI thread pool"})}, args.json)
     return 0
 
 

@@ -18,7 +18,7 @@ class LiveServer:
         from viscover.serve.run import options_from
 
         self.engine = Engine(home, Settings(workers=1, **settings))
-        self.app = create_app(self.engine, options_from(self.engine.settings, api_key=api_key))
+        self.app = create_app(self.engine, options_from(self.engine.settings, api_key=api_key, workers=1))
         self.server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=0, log_level="warning"))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.thread.start()

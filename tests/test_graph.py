@@ -421,3 +421,25 @@ def test_graph_cache_builds_once_saves_and_follows_the_catalogue(tmp_path):
     assert GraphCache(store, folder).get().n_edges == 5 and store.reads == 3  # damaged: rebuilt
     (folder / META_FILE).write_text("{not json")
     assert GraphCache(store, folder).get().n_edges == 5 and store.reads == 4
+
+
+def test_processes_building_the_graph_take_turns_and_the_second_loads_the_first_ones(tmp_path):
+    """The graph and its signature are two files: two processes saving at once (the workers of one server after a
+    write) could leave one's graph with the other's signature. One builds while the other waits (a file lock; two
+    caches in one process stand for two processes), and the one that waited loads what the first saved."""
+    import threading
+
+    from viscover.graph.cache import GraphCache
+
+    store, folder = FakeStore(), tmp_path / "graph"
+    first, second = GraphCache(store, folder), GraphCache(store, folder)
+    got = []
+    with first._files_lock.held():  # the first is building
+        waiting = threading.Thread(target=lambda: got.append(second.get()))
+        waiting.start()
+        waiting.join(0.5)
+        assert waiting.is_alive() and not got, "the second waits for the first"
+        first._kept = None
+        built = first.get()  # re-entrant for its holder
+    waiting.join(10)
+    assert got and np.array_equal(got[0].right_nbrs, built.right_nbrs) and store.reads == 1  # loaded, not rebuilt

@@ -113,6 +113,9 @@ class Settings:
     request_threads: int = _s(0, "Server requests handled at once, the rest wait their turn; 0: two per core "
                                  "(measured in benchmarks/serve_load.py: 1.6x the throughput of FastAPI's 40 at "
                                  "16 concurrent searches on 2 cores).")
+    serve_workers: int = _s(0, "Server processes sharing the port (`viscover serve --workers`): a search holds one "
+                               "process's GIL, so more processes answer more, each with its own copy of the index "
+                               "in RAM; 0: one per usable core; 1: one process.")
     request_timeout: float = _s(60.0, "Seconds a server request may take before it is answered with 503.")
     resume_indexing: bool = _s(True, "On start, the server indexes (in a job) catalogue items not indexed yet, e.g. "
                                      "left by a job killed half-way; /api/ready says 503 until they are.")

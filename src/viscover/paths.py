@@ -71,6 +71,11 @@ class Home:
         return self.root / "cache" / "thumbs"
 
     @property
+    def jobs(self) -> Path:
+        """The server's job records, one JSON file each: every server process on the home reads the same jobs."""
+        return self.root / "jobs"
+
+    @property
     def uploads(self) -> Path:
         """Manifests and files uploaded over HTTP, kept until their ingest job has read them."""
         return self.root / "uploads"

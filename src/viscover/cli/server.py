@@ -29,6 +29,8 @@ def serve(
                                           "only).")] = False,
     detector: Annotated[Optional[str], typer.Option(help="Object detector ONNX file for shop-the-look "
                                                     "(default: the detector setting).")] = None,
+    workers: Annotated[Optional[int], typer.Option(help="Server processes on the port (default: the serve_workers "
+                                                   "setting; 0: one per usable core; 1: one process).")] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
     home: HomeOpt = DEFAULT_HOME,
     db: DbOpt = None,
@@ -46,17 +48,18 @@ def serve(
             raise BadRequestError("give --api-key or --api-key-file, not both")
         api_key = read_key_file(api_key_file)
     engine = open_engine(home, db, detector=detector, adjust=serving_settings)
-    options = options_from(engine.settings, api_key=api_key, no_auth=no_auth or None)
+    options = options_from(engine.settings, api_key=api_key, no_auth=no_auth or None, workers=workers)
     shown = "localhost" if host in ("127.0.0.1", "0.0.0.0", "::") else host
+    processes = f", {options.workers} processes" if options.workers > 1 else ""
     console.print(f"viscover serving [bold]{engine.home.root}[/] at [bold]http://{shown}:{port}/[/] "
-                  f"(API docs: http://{shown}:{port}/docs)", highlight=False)
+                  f"(API docs: http://{shown}:{port}/docs{processes})", highlight=False)
     if options.no_auth:
         console.print("[yellow]writes are open to anyone who can reach this address (--no-auth)[/]")
     elif not (api_key or engine.settings.api_key):
         console.print(f"API key for writes (X-API-Key header): [bold]{options.api_key}[/] "
                       "(set api_key in viscover.toml to keep one)", highlight=False)
     try:
-        run_server(engine, options, host=host, port=port, log_level=log_level)
+        run_server(engine, options, host=host, port=port, log_level=log_level, db=db)
     finally:
         engine.close()
 

@@ -2,7 +2,9 @@
 
 Building the graph reads every board membership from the catalogue; the catalogue's signature (counts and id sums of
 its items and memberships, `CatalogStore.graph_signature`) says whether a graph built earlier still holds, in this
-process or, saved with it, in an earlier one.
+process or, saved with it, in an earlier one. The graph and its signature are two files: processes on one home (the
+workers of one server, a shell beside it) load, build and save them one at a time (a lock file beside them), or one
+could pair its graph with another's signature.
 """
 
 from __future__ import annotations
@@ -12,12 +14,13 @@ import threading
 from pathlib import Path
 
 from viscover.catalog.store import CatalogStore
-from viscover.fsutil import atomic_write_bytes
+from viscover.fsutil import HomeLock, atomic_write_bytes
 from viscover.graph.bipartite import Bipartite
 from viscover.graph.build import item_board_graph
 
 GRAPH_FILE = "item-board.npz"
 META_FILE = "item-board.json"  # the signature the graph was built from, and its sizes
+LOCK_FILE = ".build.lock"
 
 
 class GraphCache:
@@ -29,6 +32,7 @@ class GraphCache:
         self.store, self.folder = store, Path(folder)
         self._kept: tuple[list[int], Bipartite] | None = None  # (catalogue signature, graph)
         self._build_lock = threading.Lock()
+        self._files_lock = HomeLock(self.folder / LOCK_FILE)
 
     def get(self, signature: list[int] | None = None) -> Bipartite:
         """The graph of the catalogue as it is now (or as it was at `signature`, read by the caller beforehand)."""
@@ -36,7 +40,7 @@ class GraphCache:
         kept = self._kept
         if kept is not None and kept[0] == signature:
             return kept[1]
-        with self._build_lock:
+        with self._build_lock, self._files_lock.held():  # another process building waits: then it is loaded
             kept = self._kept
             if kept is not None and kept[0] == signature:  # built by another thread meanwhile
                 return kept[1]

@@ -49,7 +49,7 @@ async def ready(engine: EngineDep, request: Request):
             body["indexed"] = len(engine.vector_index())
         except (NotFoundError, IndexCorruptError) as e:
             body.update(ready=False, reason=detail(e))
-        if (unfinished := request.app.state.unfinished.reason(engine)) is not None:
+        if (unfinished := request.app.state.unfinished.reason(engine, request.app.state.jobs)) is not None:
             body.update(ready=False, reason=unfinished)
         return body
 

@@ -16,15 +16,22 @@ from viscover.serve import schemas as s
 from viscover.serve.hints import http_hint
 from viscover.serve.deps import EngineDep, KeyFirstRoute, TooLargeError, WriteAccess
 from viscover.serve.jobs import Job
+from viscover.serve.jobstore import KEEP
 from viscover.serve.uploads import upload_folder
 
 router = APIRouter(prefix="/api", tags=["writes"], route_class=KeyFirstRoute)  # every route here needs the key
 MANIFEST_TYPES = (".csv", ".tsv", ".jsonl", ".parquet")
 
 
-def _submit(request: Request, kind: str, work) -> JSONResponse:
-    """Queue a job and answer 202 with it and where to follow it."""
-    job = request.app.state.jobs.submit(kind, work)
+def _submit(request: Request, kind: str, work, upload: Path | None = None) -> JSONResponse:
+    """Queue a job and answer 202 with it and where to follow it; its `upload` folder is removed if it cannot be
+    queued (its record cannot be written: a full disk)."""
+    try:
+        job = request.app.state.jobs.submit(kind, work)
+    except BaseException:
+        if upload is not None:
+            shutil.rmtree(upload, ignore_errors=True)
+        raise
     return JSONResponse({"job": job.to_dict(), "status_url": f"/api/jobs/{job.id}"}, status_code=202)
 
 
@@ -49,7 +56,7 @@ def add_items(body: s.IngestIn, engine: EngineDep, request: Request):
     with upload_folder(engine.home.uploads, "json") as folder:
         manifest = folder / "items.jsonl"
         manifest.write_text("".join(json.dumps(row) + "\n" for row in body.items))
-    return _submit(request, "ingest", _ingest_job(engine, manifest))
+    return _submit(request, "ingest", _ingest_job(engine, manifest), manifest.parent)
 
 
 @router.post("/items/manifest", status_code=202, response_model=s.JobAccepted, responses=s.WRITE_ERRORS,
@@ -63,7 +70,7 @@ def upload_manifest(engine: EngineDep, request: Request,
         raise BadRequestError(f"uploaded manifest {file.filename!r}: name it .csv, .tsv, .jsonl or .parquet")
     with upload_folder(engine.home.uploads, "manifest") as folder:
         manifest = _save_upload(file, folder / f"manifest{suffix}", engine.settings.max_manifest_bytes)
-    return _submit(request, "ingest", _ingest_job(engine, manifest))
+    return _submit(request, "ingest", _ingest_job(engine, manifest), manifest.parent)
 
 
 def _save_upload(file: UploadFile, path: Path, limit: int) -> Path:
@@ -81,9 +88,9 @@ def _save_upload(file: UploadFile, path: Path, limit: int) -> Path:
 
 def _remove_job(engine: Engine, keys: list[str]):
     def work(job: Job) -> dict:
-        job.stage, job.total = "remove", len(keys)
+        job.report(stage="remove", total=len(keys))
         unknown = engine.remove(keys)
-        job.done = len(keys)
+        job.report(done=len(keys))
         return {"removed": len(keys) - len(unknown), "unknown": unknown[:1000]}
 
     return work
@@ -116,5 +123,5 @@ def get_job(job_id: str, request: Request) -> dict:
     """A job's state, stage and progress, and its result once done."""
     job = request.app.state.jobs.get(job_id)
     if job is None:
-        raise NotFoundError(f"unknown job {job_id!r} (jobs are kept in memory until the server restarts)")
+        raise NotFoundError(f"unknown job {job_id!r} (the newest {KEEP} jobs are kept)")
     return job.to_dict()

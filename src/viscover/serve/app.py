@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import re
 import time
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Callable
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -26,7 +28,7 @@ from viscover.serve.downloads import DownloadSlots
 from viscover.serve.hints import detail
 from viscover.serve.jobs import JobQueue
 from viscover.serve.metrics import Metrics
-from viscover.serve.resume import Unfinished, resume
+from viscover.serve.resume import Unfinished, resume, resume_once
 
 log = logging.getLogger("viscover.serve")
 STATIC = Path(str(resources.files("viscover.serve") / "static"))
@@ -52,14 +54,18 @@ class ServeOptions:
     cors_origins: tuple[str, ...] = ()
     request_threads: int = 0  # requests handled at once (FastAPI's thread pool); 0: its default of 40
     url_downloads: int = 4  # image URLs downloaded at once (search by URL); more are refused with 503
+    workers: int = 1  # server processes answering on the port; above 1 each answer names its process
 
 
 def error(status: int, code: str, detail: str) -> JSONResponse:
     return JSONResponse({"detail": detail, "error": code}, status_code=status)
 
 
-def create_app(engine: Engine, options: ServeOptions) -> FastAPI:
-    """One app over one Engine; searches and reads run on FastAPI's thread pool, writes on one job thread."""
+def create_app(engine: Engine, options: ServeOptions, *, run_dir: Path | None = None,
+               on_shutdown: Callable[[], None] | None = None) -> FastAPI:
+    """One app over one Engine; searches and reads run on FastAPI's thread pool, writes on one job thread.
+    `run_dir`: the folder the worker processes of one server share (serve/workers.py), so that the start-up check
+    runs once for all of them; `on_shutdown` runs after the app stops (a worker closes its Engine)."""
     if not options.no_auth and not options.api_key:
         raise ConfigError("the server needs an API key for writes (or no_auth for local use)")
     @contextlib.asynccontextmanager
@@ -68,14 +74,18 @@ def create_app(engine: Engine, options: ServeOptions) -> FastAPI:
             import anyio.to_thread
 
             anyio.to_thread.current_default_thread_limiter().total_tokens = options.request_threads
-        app.state.unfinished = resume(engine, app.state.jobs)  # before any request: a killed job's work
+        # before any request: a killed job's work
+        app.state.unfinished = (resume(engine, app.state.jobs) if run_dir is None
+                                else resume_once(engine, app.state.jobs, run_dir))
         yield
         app.state.jobs.close()  # the job thread ends after the job it is running
+        if on_shutdown is not None:
+            on_shutdown()
 
     app = FastAPI(title="viscover", version=_version(), docs_url=None, redoc_url=None, lifespan=lifespan,
                   description="Visual discovery over one catalogue: search by image, crop or item; related items; "
                               "objects in scenes; catalogue reads and (with an API key) writes.")
-    app.state.engine, app.state.options, app.state.jobs = engine, options, JobQueue()
+    app.state.engine, app.state.options, app.state.jobs = engine, options, JobQueue(engine.home.jobs)
     app.state.downloads = DownloadSlots(options.url_downloads)
     app.state.unfinished = Unfinished()  # what the start-up check finds (see lifespan)
     app.state.metrics = metrics = Metrics(lambda: _sizes(engine, app.state.jobs))
@@ -175,6 +185,21 @@ class LimitsAndMetrics:
 
     def __init__(self, app, options: ServeOptions, metrics: Metrics):
         self.app, self.options, self.metrics = app, options, metrics
+        # with several server processes, each answer names the one that made it (X-Viscover-Worker: its pid, as
+        # in its log lines): which worker answered a slow or failed request
+        self.worker = [(b"x-viscover-worker", str(os.getpid()).encode())] if options.workers > 1 else []
+
+    def _naming(self, send):
+        """`send`, adding the worker's header to the response's start when there are several workers."""
+        if not self.worker:
+            return send
+
+        async def named(message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", ()), *self.worker]}
+            await send(message)
+
+        return named
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -185,16 +210,16 @@ class LimitsAndMetrics:
         if length is not None and (not length.isdigit() or int(length) > options.max_body_bytes):
             response = error(413, "too_large", f"request body over the limit of {options.max_body_bytes:,} bytes")
             status = response.status_code
-            await response(scope, receive, send)
+            await response(scope, receive, self._naming(send))
             self.metrics.observe_scope(scope, status, time.perf_counter() - start)
             return
-        started = False
+        started, named = False, self._naming(send)
 
         async def sending(message) -> None:
             nonlocal status, started
             if message["type"] == "http.response.start":
                 status, started = message["status"], True
-            await send(message)
+            await named(message)
 
         try:
             await asyncio.wait_for(self.app(scope, receive, sending), timeout=options.request_timeout)
@@ -204,7 +229,7 @@ class LimitsAndMetrics:
             response = error(503, "timeout", f"the request took longer than {options.request_timeout:g} s; "
                                              "try a smaller k or image, or retry later")
             status = response.status_code
-            await response(scope, receive, send)
+            await response(scope, receive, self._naming(send))
         finally:
             self.metrics.observe_scope(scope, status, time.perf_counter() - start)
 

@@ -1,15 +1,17 @@
-"""Running the server process: thread limits fit for many concurrent requests, then uvicorn."""
+"""Running the server: thread limits fit for many concurrent requests, then uvicorn in this process, or with
+several worker processes (serve/workers.py)."""
 
 from __future__ import annotations
 
 import os
 import secrets
 
-from viscover import Engine, Settings
+from viscover import ConfigError, Engine, Settings
 from viscover.serve.app import ServeOptions, create_app
 
 
-def options_from(settings: Settings, *, api_key: str | None = None, no_auth: bool | None = None) -> ServeOptions:
+def options_from(settings: Settings, *, api_key: str | None = None, no_auth: bool | None = None,
+                 workers: int | None = None) -> ServeOptions:
     """Server options from the settings (and command-line overrides); a missing key is generated."""
     key = api_key or settings.api_key
     open_writes = settings.no_auth if no_auth is None else no_auth
@@ -20,7 +22,21 @@ def options_from(settings: Settings, *, api_key: str | None = None, no_auth: boo
                         request_timeout=settings.request_timeout,
                         request_threads=settings.request_threads or 2 * (os.cpu_count() or 1),
                         url_downloads=settings.url_downloads,
+                        workers=worker_count(settings.serve_workers if workers is None else workers),
                         cors_origins=tuple(o.strip() for o in settings.cors_origins.split(",") if o.strip()))
+
+
+def worker_count(wanted: int) -> int:
+    """Server processes for the serve_workers setting (or --workers): 0 is one per core this process may use."""
+    if wanted < 0:
+        raise ConfigError(f"serve_workers (--workers) = {wanted}: give the number of server processes, or 0 for "
+                          "one per usable core")
+    if wanted:
+        return wanted
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def serving_settings(settings: Settings) -> Settings:
@@ -49,7 +65,14 @@ def limit_threads() -> None:
     threadpool_limits(1)
 
 
-def serve(engine: Engine, options: ServeOptions, *, host: str, port: int, log_level: str = "info") -> None:
+def serve(engine: Engine, options: ServeOptions, *, host: str, port: int, log_level: str = "info",
+          db: str | None = None) -> None:
+    """Serve until stopped: in this process, or in options.workers processes over the same home (and `db`)."""
+    if options.workers > 1:
+        from viscover.serve.workers import serve_workers
+
+        serve_workers(engine, options, db=db, host=host, port=port, log_level=log_level)
+        return
     import uvicorn
 
     limit_threads()
