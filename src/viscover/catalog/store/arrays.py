@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections import defaultdict
 
 import numpy as np
@@ -12,18 +13,22 @@ from sqlalchemy.engine import Connection
 from viscover.catalog import schema as t
 
 
+def int_pairs(conn: Connection, statement) -> tuple[np.ndarray, np.ndarray]:
+    """The two integer columns of a query's rows as two arrays. Read as one flat stream: np.array over SQLAlchemy
+    rows probes each row for the array protocol through a failing key lookup, 15 s for 1M items (1.3 s here)."""
+    rows = conn.execute(statement).all()
+    flat = np.fromiter(itertools.chain.from_iterable(rows), np.int64, count=2 * len(rows)).reshape(-1, 2)
+    return flat[:, 0].copy(), flat[:, 1].copy()
+
+
 def item_images(conn: Connection) -> tuple[np.ndarray, np.ndarray]:
     """(item ids, image ids) of every item, sorted by item id: what the index should contain."""
-    rows = conn.execute(select(t.items.c.id, t.items.c.image_id).order_by(t.items.c.id)).all()
-    arr = np.array(rows, dtype=np.int64).reshape(-1, 2)
-    return arr[:, 0].copy(), arr[:, 1].copy()
+    return int_pairs(conn, select(t.items.c.id, t.items.c.image_id).order_by(t.items.c.id))
 
 
 def board_memberships(conn: Connection) -> tuple[np.ndarray, np.ndarray]:
     """(item id, board id) of every membership: the item-board graph's edges."""
-    rows = conn.execute(select(t.board_items.c.item_id, t.board_items.c.board_id)).all()
-    arr = np.array(rows, dtype=np.int64).reshape(-1, 2)
-    return arr[:, 0].copy(), arr[:, 1].copy()
+    return int_pairs(conn, select(t.board_items.c.item_id, t.board_items.c.board_id))
 
 
 def graph_signature(conn: Connection) -> list[int]:
