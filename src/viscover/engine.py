@@ -231,6 +231,13 @@ class Engine:
         """The saved index of a model, loaded once and kept; reloaded when another process saved a newer one."""
         return self._search.vector_index(model)
 
+    def search_is_warm(self, model: str | None = None) -> bool:
+        """True when a search by item with this model loads nothing first: its embedder (or declared model) and
+        its current index are in memory. The server runs such searches on its event loop (serve/hot.py)."""
+        with self._cache_lock:
+            embedder = self._embedders.get(model or self.settings.model)
+        return embedder is not None and self._search.indexes.is_current(embedder.key)
+
     # ---- visual search (viscover.search) ----------------------------------------------------------------------
     def search_image(self, image: str | Path | bytes, *, crop: CropBox | None = None, k: int | None = None,
                      filters: Filters = Filters(), binary: bool = False, collapse: bool = True,

@@ -4,6 +4,7 @@ replaced by the copies this process saves (indexes are never changed in place wh
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 from typing import Hashable
 
 from viscover.config import Settings
@@ -21,11 +22,24 @@ class IndexCache:
         self.home, self.settings = home, settings
         self._lock = lock or threading.RLock()
         self._kept: dict[str, tuple[Hashable | None, VectorIndex]] = {}
+        self._folders: dict[str, Path] = {}  # model key -> its index folder, built once (pathlib joins are slow)
+
+    def _folder(self, key: str) -> Path:
+        folder = self._folders.get(key)
+        if folder is None:
+            folder = self._folders[key] = self.home.index(key)
+        return folder
+
+    def is_current(self, key: str) -> bool:
+        """True when the index of model key `key` is loaded and no newer save has landed: `get` will not load."""
+        with self._lock:
+            kept = self._kept.get(key)
+            return kept is not None and kept[0] == saved_version(self._folder(key), self.settings)
 
     def get(self, key: str, name: str, model: str | None = None) -> VectorIndex:
         """The index of model key `key` (model `name`, as the user spelled it: `model`). NotFoundError when none
         was saved, IndexCorruptError when its files fail verification; both name the remedy."""
-        folder = self.home.index(key)
+        folder = self._folder(key)
         with self._lock:
             version = saved_version(folder, self.settings)
             kept = self._kept.get(key)
@@ -45,4 +59,4 @@ class IndexCache:
     def keep(self, key: str, index: VectorIndex) -> None:
         """Cache an index this process has just saved under model key `key` (swapping out the previous copy)."""
         with self._lock:
-            self._kept[key] = (saved_version(self.home.index(key), self.settings), index)
+            self._kept[key] = (saved_version(self._folder(key), self.settings), index)

@@ -9,6 +9,7 @@ by Hamming distance and re-ranks it by float cosine similarity.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import faiss
@@ -322,9 +323,10 @@ class FaissIndex:
 
 
 def saved_version(folder: Path) -> tuple[int, int] | None:
-    """(mtime in ns, inode) of the folder's manifest, None if absent: changes whenever a save switches it."""
+    """(mtime in ns, inode) of the folder's manifest, None if absent: changes whenever a save switches it. Asked on
+    every search: one stat of a string path (a Path kept by the caller renders once), no pathlib joins."""
     try:
-        st = (folder / MANIFEST).stat()
+        st = os.stat(f"{folder}/{MANIFEST}")
     except OSError:
         return None
     return st.st_mtime_ns, st.st_ino

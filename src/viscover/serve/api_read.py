@@ -159,6 +159,9 @@ async def search(request: Request, engine: EngineDep, filters: FiltersDep,
     box = _crop(crop)
     kwargs = dict(crop=box, k=k, filters=filters, binary=binary, collapse=collapse)
     if item is not None:
+        if box is None:  # "more like this": built as serve/hot.py builds it
+            return json_response(await run_in_threadpool(functools.partial(
+                more_like_this, engine, item, k=k, filters=filters, binary=binary, collapse=collapse, start=start)))
         hits = await run_in_threadpool(functools.partial(engine.search_item, item, **kwargs))
     else:
         if not url.lower().startswith(("http://", "https://")):
@@ -169,6 +172,13 @@ async def search(request: Request, engine: EngineDep, filters: FiltersDep,
     query = {"item": item} if item is not None else {"url": url}
     return json_response(_hits(engine, hits, {**query, "crop": str(box) if box else None, "k": k, "binary": binary},
                                start, by_image=item is None))
+
+
+def more_like_this(engine: Engine, item: str, *, k: int, filters, binary: bool, collapse: bool,
+                   start: float) -> dict:
+    """The answer to GET /api/search?item= (no crop), for the FastAPI route and the plain path of serve/hot.py."""
+    hits = engine.search_item(item, k=k, filters=filters, binary=binary, collapse=collapse)
+    return _hits(engine, hits, {"item": item, "crop": None, "k": k, "binary": binary}, start, by_image=False)
 
 
 def read_upload(file: UploadFile, limit: int, what: str = "image") -> bytes:
@@ -205,13 +215,19 @@ def related(engine: EngineDep,
             explain: Annotated[bool, Query(description="Say which generators proposed each item.")] = False
             ) -> Response:
     """Related items from the board graph (Pixie walks), co-occurrence and looks, blended and ranked."""
-    start = time.perf_counter()
+    return json_response(related_answer(engine, item, k=k, domain=domain, explain=explain,
+                                        start=time.perf_counter()))
+
+
+def related_answer(engine: Engine, item: list[str], *, k: int, domain: str | None, explain: bool,
+                   start: float) -> dict:
+    """The answer to GET /api/related, for the FastAPI route and the plain path of serve/hot.py."""
     hits = engine.related(item, k=k, domain=domain or None)
     naming = engine.naming()
     results = [{**item_out(h.item, engine, naming), "score": float(h.score), "sources": h.sources,
                 "explanation": h.explanation if explain else None} for h in hits]
-    return json_response({"query": {"items": item, "k": k, "domain": domain}, "results": results,
-                          "visual_only": bool(hits) and all(h.by_looks_only for h in hits), "took_ms": _ms(start)})
+    return {"query": {"items": item, "k": k, "domain": domain}, "results": results,
+            "visual_only": bool(hits) and all(h.by_looks_only for h in hits), "took_ms": _ms(start)}
 
 
 def _detected(result, start: float) -> dict:

@@ -26,6 +26,7 @@ from viscover.serve import api_read, api_write, media
 from viscover.serve.deps import AuthError, BusyError, TooLargeError, operations_thread
 from viscover.serve.downloads import DownloadSlots
 from viscover.serve.hints import detail
+from viscover.serve.hot import HotPaths
 from viscover.serve.jobs import JobQueue
 from viscover.serve.metrics import Metrics
 from viscover.serve.resume import Unfinished, resume, resume_once
@@ -165,6 +166,10 @@ def _plain(errors: list[dict]) -> list[dict]:
 
 
 def _add_middleware(app: FastAPI, options: ServeOptions, metrics: Metrics) -> None:
+    # innermost: plain "more like this" and related-items reads skip FastAPI's routing and validation (serve/hot.py)
+    # but not the limits, metrics and headers around them
+    app.add_middleware(HotPaths, fastapi_app=app)
+
     # added first, so it runs inside LimitsAndMetrics and sees the 413 it raises while the endpoint reads the body
     # first (a task group around it would wrap it in an ExceptionGroup, which FastAPI answers with a 400)
     app.add_middleware(BodyLimit, limit=options.max_body_bytes)
