@@ -88,6 +88,9 @@ class Settings:
     item_cache_items: int = _s(200_000, "Items kept in memory for searches (metadata of results and queries, "
                                         "dropped on any catalogue write); 0: read every result from the database.")
     default_k: int = _s(10, "Results returned by search when k is not given.")
+    related_cache_entries: int = _s(10_000, "Related-items answers a server keeps for repeated queries (exact: walks "
+                                    "are seeded; emptied by any catalogue commit or graph/index/ranker change); "
+                                    "0 keeps none.")
     pixie_steps: int = _s(100_000, "Pixie random-walk step budget N per related-items query.")
     pixie_alpha: float = _s(0.5, "Pixie restart probability after each visit.")
     pixie_np: int = _s(2000, "Pixie early stopping: stop once this many items ...")

@@ -23,6 +23,7 @@ from viscover.graph.prune import prune, prune_params_of
 from viscover.paths import Home
 from viscover.rank.policy import WriteLock, save_if_better
 from viscover.rank.ranker import load_ranker
+from viscover.related.answers import AnswerCache
 from viscover.related.items import RelatedItems
 from viscover.related.params import RelatedParams
 
@@ -94,6 +95,7 @@ class RelatedService:
         self._items: _Assembled | None = None
         self._generation = 0  # bumped when the kept service must not be swapped back in (a new ranker)
         self._refresher: threading.Thread | None = None
+        self._answers = AnswerCache(settings.related_cache_entries)  # repeated queries (answers are seeded)
 
     # ---- the graph and the service over it --------------------------------------------------------------------
     def graph(self) -> Bipartite:
@@ -185,6 +187,7 @@ class RelatedService:
             raise BadRequestError(f"k={k}: ask for at least one result")
         if weights is not None and len(weights) != len(keys):
             raise BadRequestError(f"{len(weights)} weights for {len(keys)} items; give one weight per item")
+        version = self.store.version()  # before reading anything: a commit meanwhile makes this answer unkept
         records = [self.items.item(key) for key in keys]  # NotFoundError names an unknown key
         service = self.related_items(model, wait=False)
         nodes = service.graph.left_index([r.id for r in records])
@@ -198,11 +201,17 @@ class RelatedService:
             if domain not in names:
                 raise NotFoundError(f"no item has domain {domain!r} (domains: {', '.join(n for n in names if n)})")
             want = names.index(domain)
+        asked = (tuple(keys), None if weights is None else tuple(weights), k, want, score_by)
+        kept = self._answers.get(service, version, asked)
+        if kept is not None:
+            return kept
         result = service.related(nodes, weights, k=k, want_domain=want, score_by=score_by)
         found = self.items.items_by_ids(graph.left_ids[result.nodes].tolist())
-        return [RelatedHit(item=found[int(graph.left_ids[n])], score=float(score), explanation=result.explain(i),
+        hits = [RelatedHit(item=found[int(graph.left_ids[n])], score=float(score), explanation=result.explain(i),
                            query_on_boards=not result.cold)
                 for i, (n, score) in enumerate(zip(result.nodes, result.scores)) if int(graph.left_ids[n]) in found]
+        self._answers.put(service, version, asked, hits)
+        return hits
 
     # ---- engagement and the learned ranker ----------------------------------------------------------------------
     def ingest_engagement(self, log: str | Path) -> "EngagementReport":
