@@ -3,16 +3,20 @@ builds of the kinds a memory budget chooses between, search by id in-process (ne
 FAISS with the same parameters on the same vectors) and over HTTP (wrk at 1, 4, 16 and 64 connections).
 
 Data (seeded): N items with no image files (a manifest with an `id` column and no `path`: issue 13's "bring your
-own vectors"), each with a synthetic `category` label (one of 2,048, drawn apart from the vectors) and one or two
-boards (1.5 per item on average), and their vectors
-(dim 256, the width of a trained model's head) from the Gaussian mixture of benchmarks/search_speed.py, imported
-from Parquet as the declared model `synthetic-256`. Ground truth: exact cosine top-10 of the catalogue-centred
+own vectors"), their vectors (dim 256, the width of a trained model's head) from the Gaussian mixture of
+benchmarks/search_speed.py, imported from Parquet as the declared model `synthetic-256`; each item labelled with its
+mixture component (`category`, one of 2,048) and on --boards-per-item boards (default 10: 10M memberships at 1M
+items): 8 of its component's 32 boards, Zipf-weighted, and 2 of N/50 boards mixing all components (item_boards). Ground truth: exact cosine top-10 of the catalogue-centred
 vectors (what viscover searches), the query item itself left out as search by id does.
 
 Every step runs in its own process, so that its peak RSS (ru_maxrss) is its own. Run from the repository root:
 
     .venv/bin/python benchmarks/million.py --json benchmarks/results/million.json
     .venv/bin/python benchmarks/million.py --items 100000 --kinds binary --http-seconds 5   # a quick check
+    .venv/bin/python benchmarks/million.py --dir /work/m10 --resume ...   # keep the work folder; rerun what is new
+
+Over HTTP, each endpoint is driven by two query streams: "repeated" (300 items: a hot set, which the server's
+caches keep) and "distinct" (100,000 items: nearly every request new), so that neither flatters the other.
 
 Needs `wrk` (Debian package) for the HTTP part; without it that part is skipped and says so.
 """
@@ -44,7 +48,18 @@ HERE = Path(__file__).resolve()
 
 
 # ---- steps, each run in a child process ------------------------------------------------------------------------
-def step_generate(work: Path, n: int, dim: int, queries: int, seed: int) -> dict:
+def item_boards(label: int, rng: np.random.Generator, per_item: int, mixed_boards: int) -> str:
+    """The boards of one item of looks cluster `label`: per_item - 2 of its cluster's 32 boards (Zipf-weighted: board
+    sizes vary with the rank and with the cluster's size) and 2 of `mixed_boards` boards shared across clusters."""
+    own = rng.choice(32, size=per_item - 2, replace=False, p=CLUSTER_BOARD_P)
+    mixed = rng.choice(mixed_boards, size=2, replace=False)
+    return ";".join([f"b{label}-{j}" for j in own] + [f"mix-{j}" for j in mixed])
+
+
+CLUSTER_BOARD_P = (1.0 / np.arange(1, 33)) / (1.0 / np.arange(1, 33)).sum()
+
+
+def step_generate(work: Path, n: int, dim: int, queries: int, seed: int, per_item: int) -> dict:
     import pyarrow as pa
     import pyarrow.parquet as pq
     from search_speed import Mixture
@@ -70,8 +85,7 @@ def step_generate(work: Path, n: int, dim: int, queries: int, seed: int) -> dict
         writer.write_table(pa.table({"id": keys[start:start + count].tolist(),
                                      "vector": pa.FixedSizeListArray.from_arrays(flat, dim)}))
         for i in range(start, start + count):
-            boards = f"b{labels[i]}-{rng.integers(4)}" + (f";b{rng.integers(2048)}-x" if rng.random() < 0.5 else "")
-            rows.append((keys[i], f"c{labels[i]}", "photo", boards))
+            rows.append((keys[i], f"c{labels[i]}", "photo", item_boards(int(labels[i]), rng, per_item, n // 50)))
     writer.close()
     pq.write_table(pa.table({"id": [r[0] for r in rows], "label.category": [r[1] for r in rows],
                              "domain": [r[2] for r in rows], "boards": [r[3] for r in rows]}),
@@ -215,7 +229,7 @@ def step_raw(work: Path, kind: str, n: int, dim: int) -> dict:
 LUA = """
 local ids = {}
 for line in io.lines(os.getenv("VISCOVER_IDS")) do ids[#ids + 1] = line end
-math.randomseed(7)
+math.randomseed(tonumber(os.getenv("VISCOVER_SEED") or "7"))
 request = function()
   return wrk.format("GET", os.getenv("VISCOVER_PATH") .. ids[math.random(#ids)])
 end
@@ -228,13 +242,31 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def http(home: Path, work: Path, seconds: float, connections: list[int]) -> dict:
+def _server_cpu(pid: int) -> float:
+    """CPU seconds of a server process and its children (the workers)."""
+    total = 0.0
+    for p in [pid, *(int(c) for c in subprocess.run(["pgrep", "-P", str(pid)], capture_output=True,
+                                                      text=True).stdout.split())]:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except OSError:
+            pass
+    return total
+
+
+def http(home: Path, work: Path, seconds: float, connections: list[int], n: int, workers: str) -> dict:
+    """`viscover serve` (default settings but the model; --workers if given) under wrk: search by id and related
+    items, each with two query streams: "repeated" (the 300 truth queries, drawn at random: a hot set) and
+    "distinct" (100,000 seeded random items: almost every request a new item, nothing kept from an earlier one)."""
     wrk = shutil.which("wrk")
     if wrk is None:
         return {"skipped": "wrk is not installed (apt-get install wrk)"}
     port = _free_port()
     viscover = Path(sys.executable).parent / "viscover"
-    server = subprocess.Popen([str(viscover), "serve", "--home", str(home), "--port", str(port), "--no-auth"],
+    extra = ["--workers", workers] if workers else []
+    server = subprocess.Popen([str(viscover), "serve", "--home", str(home), "--port", str(port), "--no-auth",
+                               "--log-level", "warning", *extra],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                               env={**os.environ, "VISCOVER_MODEL": MODEL}, start_new_session=True)
     try:
@@ -246,25 +278,33 @@ def http(home: Path, work: Path, seconds: float, connections: list[int]) -> dict
             except OSError:
                 time.sleep(0.5)
         data = np.load(work / "truth.npz")
-        ids_file = work / "ids.txt"
-        ids_file.write_text("\n".join(f"item-{i:07d}" for i in data["queries"]) + "\n")
+        streams = {"repeated": data["queries"],
+                   "distinct": np.random.default_rng(99).choice(n, size=min(n, 100_000), replace=False)}
         script = work / "ids.lua"
         script.write_text(LUA)
-        out: dict = {}
+        out: dict = {"workers": workers or "default (serve_workers)"}
         for name, path in (("search_by_id", "/api/search?k=10&item="), ("related", "/api/related?k=10&item=")):
-            urllib.request.urlopen(base + path + "item-0000001", timeout=600).read()  # warm (graph build)
-            rows = []
-            for c in connections:
-                env = {**os.environ, "VISCOVER_IDS": str(ids_file), "VISCOVER_PATH": path}
-                proc = subprocess.Popen([wrk, "-t", str(min(2, c)), "-c", str(c), "-d", f"{seconds:g}s",
-                                         "--latency", "-s", str(script), base], stdout=subprocess.PIPE, text=True,
-                                        env=env)
-                text = proc.stdout.read()
-                _, status, usage = os.wait4(proc.pid, 0)
-                rows.append({"connections": c, **_parse_wrk(text),
-                             "wrk_cpu_s": round(usage.ru_utime + usage.ru_stime, 2)})
-                print(f"http {name} c={c}: {rows[-1]}", file=sys.stderr, flush=True)
-            out[name] = rows
+            for _ in range(8):  # warm every worker (the graph is built on a worker's first related request)
+                urllib.request.urlopen(base + path + "item-0000001", timeout=900).read()
+            for stream, ids in streams.items():
+                ids_file = work / f"ids-{stream}.txt"
+                ids_file.write_text("\n".join(f"item-{i:07d}" for i in ids) + "\n")
+                rows = []
+                for c in connections:
+                    env = {**os.environ, "VISCOVER_IDS": str(ids_file), "VISCOVER_PATH": path}
+                    cpu0 = _server_cpu(server.pid)
+                    proc = subprocess.Popen([wrk, "-t", str(min(2, c)), "-c", str(c), "-d", f"{seconds:g}s",
+                                             "--latency", "-s", str(script), base], stdout=subprocess.PIPE,
+                                            text=True, env=env)
+                    text = proc.stdout.read()
+                    _, status, usage = os.wait4(proc.pid, 0)
+                    row = {"connections": c, **_parse_wrk(text),
+                           "wrk_cpu_s": round(usage.ru_utime + usage.ru_stime, 2)}
+                    row["server_cpu_ms_per_request"] = round(
+                        (_server_cpu(server.pid) - cpu0) / max(1, row.get("requests_per_s", 0) * seconds) * 1000, 2)
+                    rows.append(row)
+                    print(f"http {name} {stream} c={c}: {rows[-1]}", file=sys.stderr, flush=True)
+                out[f"{name}_{stream}"] = rows
         return out
     finally:
         os.killpg(server.pid, signal.SIGTERM)
@@ -312,19 +352,24 @@ def main() -> dict:
     ap.add_argument("--items", type=int, default=1_000_000)
     ap.add_argument("--dim", type=int, default=256)
     ap.add_argument("--queries", type=int, default=300)
-    ap.add_argument("--kinds", default="binary,ivfpq,exact")
-    ap.add_argument("--http-kind", default="binary", help="the index served over HTTP (the last one built)")
+    ap.add_argument("--kinds", default="exact,binary,ivfpq,hnsw")
+    ap.add_argument("--http-kind", default="hnsw", help="the index served over HTTP (the last one built)")
+    ap.add_argument("--boards-per-item", type=int, default=10, help="board memberships per item (10M at 1M items)")
+    ap.add_argument("--workers", default="", help="viscover serve --workers (default: the serve_workers setting)")
     ap.add_argument("--http-seconds", type=float, default=15.0)
     ap.add_argument("--connections", default="1,4,16,64")
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--dir", type=Path, help="work folder (default: a temporary one, removed at the end)")
+    ap.add_argument("--resume", action="store_true",
+                    help="with --dir: reuse the results of steps already run there (their outputs are kept)")
     ap.add_argument("--json")
     ap.add_argument("--step", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.step:
         name, work, home = args.step[0], Path(args.step[1]), Path(args.step[2])
         kind = args.step[3] if len(args.step) > 3 else ""
-        result = {"generate": lambda: step_generate(work, args.items, args.dim, args.queries, args.seed),
+        result = {"generate": lambda: step_generate(work, args.items, args.dim, args.queries, args.seed,
+                                                    args.boards_per_item),
                   "ingest": lambda: step_ingest(work, home),
                   "import": lambda: step_import(work, home, args.dim),
                   "index": lambda: step_index(home, kind),
@@ -337,10 +382,17 @@ def main() -> dict:
     work.mkdir(parents=True, exist_ok=True)
     home = work / "home"
     common = ["--items", str(args.items), "--dim", str(args.dim), "--queries", str(args.queries),
-              "--seed", str(args.seed)]
+              "--seed", str(args.seed), "--boards-per-item", str(args.boards_per_item)]
 
     def step(name: str, *kind: str) -> dict:
-        return run_step([name, str(work), str(home), *kind], common)
+        saved = work / "steps" / f"{'-'.join([name, *kind])}.json"
+        if args.resume and saved.is_file():  # an earlier run's step (its outputs are in the work folder)
+            print(f"{name} {' '.join(kind)}: reused {saved}", file=sys.stderr, flush=True)
+            return json.loads(saved.read_text())
+        out = run_step([name, str(work), str(home), *kind], common)
+        saved.parent.mkdir(exist_ok=True)
+        saved.write_text(json.dumps(out))
+        return out
 
     try:
         result: dict = {"benchmark": "million", "items": args.items, "dim": args.dim, "model": MODEL}
@@ -353,7 +405,8 @@ def main() -> dict:
             result["kinds"][kind] = {"index": step("index", kind), "search": step("search", kind),
                                      "raw_faiss": step("raw", kind)}
         result["http"] = {"kind": args.http_kind,
-                          **http(home, work, args.http_seconds, [int(c) for c in args.connections.split(",")])}
+                          **http(home, work, args.http_seconds, [int(c) for c in args.connections.split(",")],
+                                 args.items, args.workers)}
         disk = sum(p.stat().st_size for p in home.rglob("*") if p.is_file())
         result["home_disk_bytes_per_item"] = round(disk / args.items)
         result["environment"] = environment()
