@@ -98,6 +98,7 @@ class Engine:
     def close(self) -> None:
         if self._related is not None:  # a graph rebuild in the background finishes first
             self._related.wait_refreshed()
+        self._naming.wait_counted()  # as does a count of the labels that name items
         self.store.close()
 
     def __enter__(self) -> "Engine":
