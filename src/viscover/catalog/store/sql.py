@@ -25,7 +25,7 @@ LABELS_OF = (select(t.labels.c.item_id, t.labels.c.task, t.labels.c.label)
              .where(t.labels.c.item_id.in_(bindparam("ids", expanding=True))))
 BOARDS_OF = (select(t.board_items.c.item_id, t.boards.c.name)
              .join(t.boards, t.boards.c.id == t.board_items.c.board_id)
-             .where(t.board_items.c.item_id.in_(bindparam("ids", expanding=True))).order_by(t.boards.c.name))
+             .where(t.board_items.c.item_id.in_(bindparam("ids", expanding=True))))  # sorted naturally below
 ITEMS_WITH_IMAGES = select(t.items.c.id).where(t.items.c.image_id.in_(bindparam("ids", expanding=True)))
 
 
