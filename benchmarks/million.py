@@ -290,10 +290,15 @@ def http(home: Path, work: Path, seconds: float, connections: list[int], n: int,
                    "distinct": np.random.default_rng(99).choice(n, size=min(n, 100_000), replace=False)}
         script = work / "ids.lua"
         script.write_text(LUA)
-        out: dict = {"workers": workers or "default (serve_workers)"}
+        expected = int(workers) if workers else len(os.sched_getaffinity(0))  # serve_workers 0: one per core
+        out: dict = {"workers": workers or f"default (serve_workers: {expected} here)"}
         for name, path in (("search_by_id", "/api/search?k=10&item="), ("related", "/api/related?k=10&item=")):
-            for _ in range(8):  # warm every worker (the graph is built on a worker's first related request)
-                urllib.request.urlopen(base + path + "item-0000001", timeout=900).read()
+            seen: set[str] = set()  # warm every worker: each builds its graph on its first related request
+            for _ in range(200):
+                with urllib.request.urlopen(base + path + "item-0000001", timeout=900) as answer:
+                    seen.add(answer.headers.get("X-Viscover-Worker", "one"))
+                if len(seen) >= expected:
+                    break
             for stream, ids in streams.items():
                 ids_file = work / f"ids-{stream}.txt"
                 ids_file.write_text("\n".join(f"item-{i:07d}" for i in ids) + "\n")
