@@ -234,10 +234,19 @@ def step_raw(work: Path, kind: str, n: int, dim: int) -> dict:
 
 
 # ---- HTTP ------------------------------------------------------------------------------------------------------
+# each wrk thread draws its own seeded sequence (one seed for all made two threads ask for the same items, so a
+# "distinct" stream repeated every item once)
 LUA = """
 local ids = {}
 for line in io.lines(os.getenv("VISCOVER_IDS")) do ids[#ids + 1] = line end
-math.randomseed(tonumber(os.getenv("VISCOVER_SEED") or "7"))
+local threads = 0
+setup = function(thread)
+  thread:set("thread_number", threads)
+  threads = threads + 1
+end
+init = function(args)
+  math.randomseed(7 + 7919 * (thread_number or 0))
+end
 request = function()
   return wrk.format("GET", os.getenv("VISCOVER_PATH") .. ids[math.random(#ids)])
 end

@@ -6,53 +6,78 @@ can ask it on every request."""
 
 from __future__ import annotations
 
+import queue
 import sqlite3
 import threading
 
 from sqlalchemy.engine import Engine
 
 
+POOL = 8  # connections asking the counter: more callers at once wait a few microseconds for one
+
+
 class ChangeCounter:
     """A generation number of a SQLite file that moves after every commit to it, from `PRAGMA data_version` on
     connections that never write. Each connection's data_version is its own count, so a connection seeing its
-    count move bumps the shared generation, and a new connection's first read bumps it too (what happened before
-    it is unknown). Connections sit in a pool that any thread borrows from (no lock for threads to queue on:
-    sqlite3 releases the GIL while it reads, and one shared connection's lock took 10% of a loaded server's time),
-    so new ones open only when more callers than ever ask at once. Connections were once kept per thread: a server's
-    thread pool retires idle threads and starts new ones, and every new thread emptied every cache (measured at
-    1M items: related items fell from 1,100 to 27 per second when the clients went from 1 to 16)."""
+    count move bumps the shared generation. A fixed pool of connections, opened together with their first counts
+    read at once, is shared by every thread (a caller borrows one for a few microseconds; sqlite3 releases the GIL
+    while it reads). Connections were once kept per thread, and a new connection's first read must move the
+    generation (what happened before it is unknown): a server's thread pool retires idle threads and starts new
+    ones, so every new thread emptied every cache (at 1M items, related items fell from 1,100 to 27 per second as
+    the clients went from 1 to 16). Connections open on first use, and again after `close`: like SQLAlchemy's pool,
+    a closed store may still be read."""
 
     def __init__(self, database: str):
         self.database = database
         self._lock = threading.Lock()
-        self._idle: list[list] = []  # [connection, last data_version seen], not in use
+        self._pool: queue.SimpleQueue | None = None  # of [connection, last data_version seen]
         self._open: list[sqlite3.Connection] = []
         self._generation = 0
 
+    def _connections(self) -> queue.SimpleQueue:
+        with self._lock:
+            if self._pool is None:
+                pool: queue.SimpleQueue = queue.SimpleQueue()
+                for _ in range(POOL):
+                    conn = sqlite3.connect(self.database, check_same_thread=False, isolation_level=None)
+                    self._open.append(conn)
+                    pool.put([conn, conn.execute("PRAGMA data_version").fetchone()[0]])
+                self._generation += 1  # what happened before the pool opened is unknown
+                self._pool = pool
+            return self._pool
+
     def __call__(self) -> int:
-        try:
-            entry = self._idle.pop()  # atomic: each entry is used by one caller at a time
-        except IndexError:
-            conn = sqlite3.connect(self.database, check_same_thread=False, isolation_level=None)
-            entry = [conn, None]
-            with self._lock:
-                self._open.append(conn)
+        pool = self._pool or self._connections()
+        entry = pool.get()
         try:
             seen = entry[0].execute("PRAGMA data_version").fetchone()[0]
             if seen != entry[1]:
-                entry[1] = seen
-                with self._lock:
-                    self._generation += 1
+                self._moved(pool, entry, seen)
             return self._generation
         finally:
-            if entry[0] in self._open:  # not closed meanwhile
-                self._idle.append(entry)
+            pool.put(entry)
+
+    def _moved(self, pool: queue.SimpleQueue, entry: list, seen: int) -> None:
+        """A commit happened: the idle connections read their counts again before the generation moves, so that one
+        commit moves it once, not once per connection. A commit landing meanwhile is in a count read before the
+        move (covered by it) or seen later by a connection that read before it (another move)."""
+        with self._lock:
+            entry[1] = seen
+            idle = []
+            while True:
+                try:
+                    idle.append(pool.get_nowait())
+                except queue.Empty:
+                    break
+            for other in idle:
+                other[1] = other[0].execute("PRAGMA data_version").fetchone()[0]
+                pool.put(other)
+            self._generation += 1
 
     def close(self) -> None:
-        """Close every connection (a caller using the counter again opens a new one)."""
+        """Close every connection (the counter opens a new pool when asked again)."""
         with self._lock:
-            conns, self._open = self._open, []
-            self._idle = []
+            conns, self._open, self._pool = self._open, [], None
         for conn in conns:
             conn.close()
 
