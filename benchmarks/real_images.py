@@ -16,15 +16,22 @@ Steps, all in one run:
    index kind chosen, disk per item.
 3. Raw reference on a seeded sample of --raw-sample images (10,000 by default) of the same files: PIL decode
    (JPEG draft mode, as viscover does) + central square + box resize to 224 + ONNX Runtime on viscover's own ONNX
-   file, in a few layouts (worker processes x threads, batch sizes); the best is the reference. Timed from when
-   every session is loaded and warm, so start-up is not counted for raw (it is for viscover).
+   file, in a few layouts (worker processes x threads, batch sizes), all run before step 2; the best one runs again
+   right after step 2 and the reference is the mean of the two, so that load from elsewhere that comes or goes
+   during viscover's run weighs on both sides. Timed from when every session is loaded and warm, so start-up is
+   not counted for raw (it is for viscover).
 4. Served: first, with nothing else running, what embedding alone allows: decode + ONNX Runtime of the query
    photos from memory, one image per call, one ONNX thread per caller (the server's setting), one caller per
    core (and one caller alone). Then `viscover serve --home H --no-auth` (default workers) and, for each of 1, 4,
    16 and 64 concurrent clients: POST /api/search with real photo bytes (--queries distinct photos from the
    grocery and clothing val splits, none of them a catalogue source) driven by wrk with the multipart bodies
    built once per thread in Lua (compiled, cheap: its CPU is reported), the same with serve_load.py's asyncio
-   httpx generator (its CPU too), GET /api/search?item= and GET /api/related?item= with wrk.
+   httpx generator (its CPU too), GET /api/search?item= and GET /api/related?item= with wrk. Then the same
+   upload searches through the Engine in one thread (no HTTP), timed by part (decode, embed, the rest), and
+   embedding alone once more: its reference is the mean of before and after.
+The machine is shared: every stage records the CPU that processes other than this benchmark's took meanwhile
+(other_processes_cores, from /proc/stat less this process tree's own CPU), so that a figure taken while other work
+held a core can be told from one taken on a quiet machine.
 
     .venv/bin/python benchmarks/real_images.py --dir /work/real100k --json benchmarks/results/real_images.json
     .venv/bin/python benchmarks/real_images.py --images 2000 --raw-sample 1000 --seconds 4   # a quick check
@@ -42,6 +49,7 @@ import json
 import math
 import multiprocessing as mp
 import os
+import queue
 import random
 import shutil
 import statistics
@@ -201,10 +209,41 @@ def disk(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
 
 
+class Others:
+    """CPU that processes other than this one and its children used while a stage ran, in cores (the machine is
+    shared: a figure taken while something else held a core is not comparable with one taken on a quiet machine).
+    Busy time of the whole machine comes from /proc/stat, this process tree's own from getrusage."""
+
+    def __init__(self) -> None:
+        self.start = (self._busy(), self._own(), time.perf_counter())
+
+    @staticmethod
+    def _busy() -> float:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        return (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")  # less idle and iowait
+
+    @staticmethod
+    def _own() -> float:
+        import resource
+
+        me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+        return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+    def cores(self, own_extra: float = 0.0) -> float:
+        """Average cores used by others since the start; `own_extra`: CPU of this tree's processes not yet reaped
+        (a running server)."""
+        busy, own, wall = self._busy(), self._own(), time.perf_counter()
+        return round(max(0.0, (busy - self.start[0]) - (own - self.start[1]) - own_extra) / (wall - self.start[2]), 2)
+
+
 def viscover_end_to_end(work: Path, home: Path, n: int) -> dict:
     shutil.rmtree(home, ignore_errors=True)
+    others = Others()
     ingest = run_cli(["ingest", str(work / "manifest.csv"), "--home", str(home), "--json"], work / "ingest.log")
+    ingest["other_processes_cores"] = others.cores()
+    others = Others()
     index = run_cli(["index", "--home", str(home), "--json"], work / "index.log")
+    index["other_processes_cores"] = others.cores()
     report = ingest["report"][0] if isinstance(ingest["report"], list) else ingest["report"]
     ingest["report"] = {k: report.get(k) for k in ("rows", "counts", "skipped_total") if k in report}
     index["report"] = {k: v for k, v in index["report"].items() if k != "problems"}
@@ -295,18 +334,38 @@ RAW_LAYOUTS = [  # (processes, ONNX threads each, batch, decode threads per proc
     (2, 1, 4, 0), (2, 1, 8, 0), (2, 1, 1, 0), (1, 2, 16, 2)]
 
 
+def layout_name(procs: int, threads: int, batch: int, decoders: int) -> str:
+    return f"{procs}proc x {threads}thr, batch {batch}, " + (f"{decoders} decode threads" if decoders
+                                                             else "decode in line")
+
+
 def raw_reference(model: str, paths: list[str], repeats: int) -> dict:
+    """Every layout (median of `repeats`); the best is the reference."""
+    others = Others()
     runs: dict[str, list[float]] = {}
     for _ in range(repeats):
-        for procs, threads, batch, decoders in RAW_LAYOUTS:
-            name = f"{procs}proc x {threads}thr, batch {batch}, " + (f"{decoders} decode threads" if decoders
-                                                                     else "decode in line")
-            runs.setdefault(name, []).append(raw_run(model, paths, procs, threads, batch, decoders))
+        for layout in RAW_LAYOUTS:
+            name = layout_name(*layout)
+            runs.setdefault(name, []).append(raw_run(model, paths, *layout))
             print(f"raw {name}: {runs[name][-1]:.1f} images/s", file=sys.stderr, flush=True)
     med = {k: round(statistics.median(v), 1) for k, v in runs.items()}
     best = max(med, key=med.get)
     return {"images": len(paths), "repeats": repeats, "images_per_s_by_layout": med, "best_layout": best,
-            "images_per_s": med[best]}
+            "best_layout_args": list(RAW_LAYOUTS[[layout_name(*x) for x in RAW_LAYOUTS].index(best)]),
+            "images_per_s": med[best], "other_processes_cores": others.cores()}
+
+
+def raw_again(model: str, paths: list[str], before: dict) -> dict:
+    """The best layout once more, right after viscover's run: the reference is the mean of before and after, so
+    that load from elsewhere that came or went during viscover's run shows and weighs on both sides alike."""
+    others = Others()
+    after = round(raw_run(model, paths, *before["best_layout_args"]), 1)
+    print(f"raw {before['best_layout']} again: {after} images/s", file=sys.stderr, flush=True)
+    return {**before, "before": {"images_per_s": before["images_per_s"],
+                                 "other_processes_cores": before["other_processes_cores"]},
+            "after": {"images_per_s": after, "other_processes_cores": others.cores()},
+            "images_per_s": round((before["images_per_s"] + after) / 2, 1),
+            "note": "images_per_s: mean of the best layout before (all layouts tried) and after viscover's run"}
 
 
 # ---- 4. served -------------------------------------------------------------------------------------------------
@@ -368,6 +427,55 @@ end
 """
 
 
+def _breakdown_worker(home: str, query_paths: list[str], results) -> None:
+    from viscover import Engine, Settings
+    from viscover.embed.pipeline import decode_pixels
+    from viscover.serve.run import limit_threads, serving_settings
+
+    limit_threads()
+    photos = [Path(p).read_bytes() for p in query_paths]
+    with Engine(home, serving_settings(Settings.load(Path(home)))) as engine:
+        embedder = engine.embedder()
+        for data in photos[:20]:
+            engine.search_image(data, k=20)  # warm: model, index, item cache
+        decode, embed, total = [], [], []
+        for data in photos:
+            t0 = time.perf_counter()
+            pixels = decode_pixels(data, embedder.spec, engine.settings, name="q")
+            t1 = time.perf_counter()
+            embedder.embed(pixels[None])
+            t2 = time.perf_counter()
+            engine.search_image(data, k=20)
+            total.append(time.perf_counter() - t2)
+            decode.append(t1 - t0)
+            embed.append(t2 - t1)
+    ms = {name: 1000 * float(np.mean(v)) for name, v in (("decode", decode), ("embed", embed), ("total", total))}
+    results.put({"queries": len(photos), "decode_resize_ms": round(ms["decode"], 2), "embed_ms": round(ms["embed"], 2),
+                 "search_image_ms": round(ms["total"], 2),
+                 "search_and_rest_ms": round(ms["total"] - ms["decode"] - ms["embed"], 2),
+                 "embedding_share": round((ms["decode"] + ms["embed"]) / ms["total"], 3),
+                 "note": "one thread, the server's settings (one ONNX thread); means over the query photos; "
+                         "search_and_rest = search_image - decode - embed (index search, collapse, metadata)"})
+
+
+def in_process_breakdown(home: Path, query_paths: list[str]) -> dict:
+    """Where one upload search's time goes, through the Engine with no HTTP (in a child process, so that its
+    thread limits stay there)."""
+    ctx = mp.get_context("spawn")
+    results = ctx.Queue()
+    proc = ctx.Process(target=_breakdown_worker, args=(str(home), query_paths, results))
+    proc.start()
+    while True:
+        try:
+            out = results.get(timeout=5)
+            break
+        except queue.Empty:
+            if not proc.is_alive():
+                return {"failed": f"exit status {proc.exitcode}"}
+    proc.join()
+    return out
+
+
 def warm(base: str, path: str, requests: int = 8) -> None:
     """`requests` concurrent requests for `path`, each waited for however long it takes, so that every server
     process has done its first-request work (the related-items graph) before anything is timed."""
@@ -387,11 +495,13 @@ def served(home: Path, work: Path, model: str, query_paths: list[str], concurren
     photos = [Path(p).read_bytes() for p in query_paths]
     cores = os.cpu_count() or 1
     load_before = [round(x, 2) for x in os.getloadavg()]
+    others = Others()
     alone = {str(c): round(embed_alone(model, photos, c, seconds), 1) for c in sorted({1, cores})}
     print(f"embedding alone: {alone} images/s", file=sys.stderr, flush=True)
     out: dict = {"query_photos": len(photos), "query_bytes_mean": round(sum(map(len, photos)) / len(photos)),
                  "embedding_alone": {"images_per_s_by_callers": alone, "callers": cores,
-                                     "images_per_s": alone[str(cores)], "load_average_before": load_before}}
+                                     "images_per_s": alone[str(cores)], "load_average_before": load_before,
+                                     "other_processes_cores": others.cores()}}
     if shutil.which("wrk") is None:
         out["skipped"] = "wrk is not installed (apt-get install wrk)"
         return out
@@ -416,7 +526,9 @@ def served(home: Path, work: Path, model: str, query_paths: list[str], concurren
             run_wrk(base, script, 4, warmup, server.pid)  # warm: model, index, item cache
             rows = []
             for c in concurrency:
+                others = Others()
                 row = run_wrk(base, script, c, seconds, server.pid)
+                row["other_processes_cores"] = others.cores(row["server_cpu_s"])
                 row["wrk_cpu_cores"] = round(row["wrk_cpu_s"] / seconds, 3)
                 rows.append(row)
                 print(f"{name} c={c}: {row['requests_per_s']} req/s p50 {row['latency_ms']['p50']} ms p99 "
@@ -429,11 +541,12 @@ def served(home: Path, work: Path, model: str, query_paths: list[str], concurren
 
         rows = []
         for c in concurrency:
-            cpu0, scpu0 = cpu_seconds(), cpu_seconds(server.pid)
+            cpu0, scpu0, others = cpu_seconds(), cpu_seconds(server.pid), Others()
             row = asyncio.run(drive(base, by_upload, c, seconds, warmup))
             row.update(generator_cpu_s=round(cpu_seconds() - cpu0, 2),
                        server_cpu_s=round(cpu_seconds(server.pid) - scpu0, 2),
                        note="CPU over warm-up + measured window")
+            row["other_processes_cores"] = others.cores(row["server_cpu_s"])
             rows.append(row)
             print(f"upload (httpx) c={c}: {row['requests_per_s']} req/s, generator {row['generator_cpu_s']} s CPU",
                   file=sys.stderr, flush=True)
@@ -441,6 +554,17 @@ def served(home: Path, work: Path, model: str, query_paths: list[str], concurren
     finally:
         server.terminate()
         server.wait(timeout=60)
+    out["in_process_upload_search"] = in_process_breakdown(home, query_paths)
+    print(f"in process: {out['in_process_upload_search']}", file=sys.stderr, flush=True)
+    others = Others()
+    again = round(embed_alone(model, photos, cores, seconds), 1)
+    print(f"embedding alone again: {again} images/s", file=sys.stderr, flush=True)
+    first = out["embedding_alone"]["images_per_s"]
+    out["embedding_alone"].update(
+        images_per_s=round((first + again) / 2, 1),
+        before={"images_per_s": first, "other_processes_cores": out["embedding_alone"]["other_processes_cores"]},
+        after={"images_per_s": again, "other_processes_cores": others.cores()},
+        note=f"images_per_s: mean of {cores} callers before the server started and after it stopped")
     out["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     return out
 
@@ -459,6 +583,10 @@ def summary(result: dict) -> dict:
            "index_only_ratio_to_raw": round(v["index_images_per_s"] / raw["images_per_s"], 3)}
     alone = s["embedding_alone"]["images_per_s"]
     out["embedding_alone_images_per_s"] = alone
+    out["other_processes_cores"] = {  # CPU that other work on the machine took during each stage
+        "ingest": v["ingest"]["other_processes_cores"], "index": v["index"]["other_processes_cores"],
+        "raw_before": raw["before"]["other_processes_cores"], "raw_after": raw["after"]["other_processes_cores"],
+        "embedding_alone_before": s["embedding_alone"]["other_processes_cores"]}
     if "search_by_upload" in s:
         up = s["search_by_upload"]
         best = max(up, key=lambda r: r["requests_per_s"])
@@ -470,12 +598,18 @@ def summary(result: dict) -> dict:
             "upload_ratio_to_embedding_alone": round(best["requests_per_s"] / alone, 3),
             "upload_ratio_to_embedding_alone_on_cores_left": round(best["requests_per_s"] / (alone * left), 3),
             "upload_goal_ratio": 0.9,
+            "upload_server_cpu_ms_per_request": best["server_cpu_ms_per_request"],
+            "upload_in_process_ms": s["in_process_upload_search"].get("search_image_ms"),
+            "upload_in_process_embedding_share": s["in_process_upload_search"].get("embedding_share"),
             "upload_httpx_req_per_s_by_clients": {str(r["concurrency"]): r["requests_per_s"]
                                                   for r in s["search_by_upload_httpx"]},
             "search_by_id_req_per_s_by_clients": {str(r["concurrency"]): r["requests_per_s"]
                                                   for r in s["search_by_id"]},
             "related_req_per_s_by_clients": {str(r["concurrency"]): r["requests_per_s"] for r in s["related"]},
         })
+        out["other_processes_cores"]["embedding_alone_after"] = s["embedding_alone"]["after"]["other_processes_cores"]
+        out["other_processes_cores"].update({f"{name}_max": max(r["other_processes_cores"] for r in s[name])
+                                             for name in ("search_by_upload", "search_by_id", "related")})
     return out
 
 
@@ -515,14 +649,15 @@ def main() -> dict:
         print(f"generate: {generated}", file=sys.stderr, flush=True)
         result: dict = {"benchmark": "real_images", "images": args.images, "model": embedder.name,
                         "onnx_file": Path(model).name, "generate": generated}
-        result["viscover"] = viscover_end_to_end(work, work / "home", args.images)
-        print(f"viscover: {result['viscover']}", file=sys.stderr, flush=True)
         with open(work / "manifest.csv", newline="") as f:
             paths = [str(work / r["path"]) for r in csv.DictReader(f)]
         if args.raw_sample and args.raw_sample < len(paths):
             paths = sorted(random.Random(args.seed).sample(paths, args.raw_sample))
+        before = raw_reference(model, paths, args.raw_repeats)
+        result["viscover"] = viscover_end_to_end(work, work / "home", args.images)
+        print(f"viscover: {result['viscover']}", file=sys.stderr, flush=True)
         result["raw_onnxruntime"] = {"sample": "seeded sample" if len(paths) < args.images else "all images",
-                                     **raw_reference(model, paths, args.raw_repeats)}
+                                     **raw_again(model, paths, before)}
         result["served"] = served(work / "home", work, model, [r["path"] for r in query_rows],
                                   [int(c) for c in args.concurrency.split(",")], args.seconds, args.warmup,
                                   args.id_sample, args.seed)
