@@ -35,6 +35,8 @@ held a core can be told from one taken on a quiet machine.
 
     .venv/bin/python benchmarks/real_images.py --dir /work/real100k --json benchmarks/results/real_images.json
     .venv/bin/python benchmarks/real_images.py --images 2000 --raw-sample 1000 --seconds 4   # a quick check
+    .venv/bin/python benchmarks/real_images.py --dir /work/real100k --raw-only --json \
+        benchmarks/results/real_images_raw_check.json   # the raw layouts again, on the same sample
 
 --dir keeps the work folder (images, manifest, home) and reuses images made with the same --images and --seed;
 without it a temporary folder is used and removed. Needs `wrk` (Debian package) for the HTTP part.
@@ -613,6 +615,15 @@ def summary(result: dict) -> dict:
     return out
 
 
+def raw_sample(work: Path, args) -> list[str]:
+    """The images of the raw reference: a seeded sample of --raw-sample of the manifest's (all with 0)."""
+    with open(work / "manifest.csv", newline="") as f:
+        paths = [str(work / r["path"]) for r in csv.DictReader(f)]
+    if args.raw_sample and args.raw_sample < len(paths):
+        paths = sorted(random.Random(args.seed).sample(paths, args.raw_sample))
+    return paths
+
+
 def main() -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--images", type=int, default=100_000)
@@ -625,6 +636,9 @@ def main() -> dict:
     ap.add_argument("--id-sample", type=int, default=2000, help="item ids drawn from for search by id / related")
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--dir", type=Path, help="work folder, kept (default: a temporary one, removed at the end)")
+    ap.add_argument("--raw-only", action="store_true",
+                    help="only the raw reference's layouts, on the images already in --dir (a check on a quiet "
+                         "machine)")
     ap.add_argument("--json")
     args = ap.parse_args()
     load_start = [round(x, 2) for x in os.getloadavg()]
@@ -638,6 +652,16 @@ def main() -> dict:
         model = str(embedder.path)
         assert (embedder.spec.size, embedder.spec.layout, embedder.spec.dtype) == (SIDE, "NHWC", "uint8")
         _, query_rows = sources_and_queries(args.queries, args.seed)
+        if args.raw_only:
+            if own or not (work / "manifest.csv").is_file():
+                raise SystemExit("--raw-only needs --dir with the images of an earlier run")
+            result = {"benchmark": "real_images --raw-only", "images": args.images,
+                      "raw_onnxruntime": {"sample": "seeded sample",
+                                          **raw_reference(model, raw_sample(work, args), args.raw_repeats)},
+                      "load_average": {"start": load_start, "end": [round(x, 2) for x in os.getloadavg()]},
+                      "environment": environment()}
+            emit(result, args.json)
+            return result
         made = work / "generated.json"
         previous = json.loads(made.read_text()) if made.is_file() else {}
         if previous.get("images") == args.images and previous.get("seed") == args.seed:
@@ -649,10 +673,7 @@ def main() -> dict:
         print(f"generate: {generated}", file=sys.stderr, flush=True)
         result: dict = {"benchmark": "real_images", "images": args.images, "model": embedder.name,
                         "onnx_file": Path(model).name, "generate": generated}
-        with open(work / "manifest.csv", newline="") as f:
-            paths = [str(work / r["path"]) for r in csv.DictReader(f)]
-        if args.raw_sample and args.raw_sample < len(paths):
-            paths = sorted(random.Random(args.seed).sample(paths, args.raw_sample))
+        paths = raw_sample(work, args)
         before = raw_reference(model, paths, args.raw_repeats)
         result["viscover"] = viscover_end_to_end(work, work / "home", args.images)
         print(f"viscover: {result['viscover']}", file=sys.stderr, flush=True)
