@@ -419,13 +419,6 @@ init = function(args)
   end
 end
 request = function() return requests[math.random(#requests)] end
-done = function(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format('WRKJSON {"requests": %%d, "duration_us": %%d, "socket_errors": %%d, "non2xx": %%d, '
-    .. '"p50_us": %%d, "p90_us": %%d, "p99_us": %%d, "max_us": %%d}\\n', summary.requests, summary.duration,
-    e.connect + e.read + e.write + e.timeout, e.status, latency:percentile(50), latency:percentile(90),
-    latency:percentile(99), latency.max))
-end
 """
 
 
@@ -492,7 +485,7 @@ def warm(base: str, path: str, requests: int = 8) -> None:
 
 def served(home: Path, work: Path, model: str, query_paths: list[str], concurrency: list[int], seconds: float,
            warmup: float, id_sample: int, seed: int) -> dict:
-    from serve_load import cpu_seconds, drive, run_wrk, wrk_script
+    from serve_load import WRK_DONE, cpu_seconds, drive, run_wrk, wrk_script
 
     photos = [Path(p).read_bytes() for p in query_paths]
     cores = os.cpu_count() or 1
@@ -513,7 +506,8 @@ def served(home: Path, work: Path, model: str, query_paths: list[str], concurren
     scripts_dir = work / "wrk"
     scripts_dir.mkdir(exist_ok=True)
     upload_script = scripts_dir / "upload.lua"
-    upload_script.write_text(UPLOAD_LUA % ",".join(json.dumps(str(Path(p).resolve())) for p in query_paths))
+    paths = ",".join(json.dumps(str(Path(p).resolve())) for p in query_paths)
+    upload_script.write_text((UPLOAD_LUA + WRK_DONE) % paths)
     scripts = {"search_by_upload": upload_script,
                "search_by_id": wrk_script([f"/api/search?k=20&item={quote(k, safe='')}" for k in ids], scripts_dir,
                                           "search_by_id"),

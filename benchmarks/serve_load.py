@@ -164,10 +164,8 @@ def boards_home(home: Path, out: Path) -> Path:
     return out
 
 
-LUA = """
-local paths = {%s}
-init = function(args) math.randomseed(tonumber(args[1] or "1")) end
-request = function() return wrk.format("GET", paths[math.random(#paths)]) end
+# wrk's summary as one JSON line (run_wrk reads it); every wrk script here ends with it
+WRK_DONE = """
 done = function(summary, latency, requests)
   local e = summary.errors
   io.write(string.format('WRKJSON {"requests": %%d, "duration_us": %%d, "socket_errors": %%d, "non2xx": %%d, '
@@ -176,6 +174,13 @@ done = function(summary, latency, requests)
     latency:percentile(99), latency.max))
 end
 """
+
+LUA = """
+local paths = {%s}
+init = function(args) math.randomseed(tonumber(args[1] or "1")) end
+request = function() return wrk.format("GET", paths[math.random(#paths)]) end
+""" + WRK_DONE
+
 
 
 def wrk_script(paths: list[str], folder: Path, name: str) -> Path:
