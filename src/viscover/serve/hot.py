@@ -4,9 +4,9 @@ related items (GET /api/related?item=ID), when they carry only plain parameters.
 FastAPI's routing, dependency solving and per-parameter validation cost about as much CPU as a search by id of a
 1M-item HNSW index (in process: 1.8 ms of CPU per request beside the Engine's 1.5 ms; 1.2 ms on this path). Here
 the query string is read by hand and the answer built by the very functions the FastAPI routes call
-(api_read.more_like_this and api_read.related_answer), so the answer is the same. Anything else (filters, a crop, an unknown or repeated parameter, a value FastAPI would refuse) and any
-error goes to the full app, which answers it as always: errors are formatted in one place, and the documented API
-stays the FastAPI one.
+(api_read.more_like_this and api_read.related_answer), so the answer is the same. Anything else (filters, a crop,
+an unknown or repeated parameter, a value FastAPI would refuse) and any error goes to the full app, which answers
+it as always: errors are formatted in one place, and the documented API stays the FastAPI one.
 
 Where it runs: a server of several processes (--workers) answers a warm "more like this" (model and current index in
 memory: about 1.5 ms at 1M items) on its event loop, since its parallelism comes from the processes and the hand-off
