@@ -64,3 +64,27 @@ def test_concurrent_callers_see_a_commit(tmp_path):
     writer.execute("INSERT INTO t VALUES (1)")
     after = {counter() for _ in range(10)}
     assert settled not in after and len(after) == 1
+
+
+def test_no_caller_after_a_commit_gets_the_generation_from_before_it(tmp_path):
+    """While one caller notices a commit and re-reads the idle connections, another caller may take one of those
+    (already re-read) connections: it must not be answered the old generation (it once was, and a search after a
+    write showed the old title)."""
+    path, writer = _db(tmp_path)
+    counter = ChangeCounter(path)
+    stale = []
+    for n in range(150):
+        before = counter()
+        writer.execute(f"INSERT INTO t VALUES ({n})")  # committed before anyone asks again
+        barrier = threading.Barrier(4)
+
+        def ask(barrier: threading.Barrier, before: int) -> None:
+            barrier.wait()
+            stale.extend(v for v in (counter() for _ in range(5)) if v == before)
+
+        threads = [threading.Thread(target=ask, args=(barrier, before)) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert stale == []

@@ -32,10 +32,12 @@ class ItemCache:
         self._checked: set[Filters] = set()
 
     def _current(self) -> int:
-        """The catalogue's version now, after dropping whatever was kept under another one."""
+        """The catalogue's version now, after dropping whatever was kept under an older one. Versions only grow: a
+        caller that read its version before a commit must not take the cache back to it (whatever it reads may
+        already be newer, and is not kept)."""
         version = self.store.version()
         with self._lock:
-            if version != self._seen:
+            if self._seen is None or version > self._seen:
                 self._by_id, self._id_of, self._copies, self._filters = {}, {}, {}, {}
                 self._checked = set()
                 self._seen = version

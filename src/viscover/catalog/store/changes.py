@@ -59,8 +59,10 @@ class ChangeCounter:
 
     def _moved(self, pool: queue.SimpleQueue, entry: list, seen: int) -> None:
         """A commit happened: the idle connections read their counts again before the generation moves, so that one
-        commit moves it once, not once per connection. A commit landing meanwhile is in a count read before the
-        move (covered by it) or seen later by a connection that read before it (another move)."""
+        commit moves it once, not once per connection. They go back to the pool only after the move: a caller
+        taking one earlier would see no change and be answered the generation from before the commit (a search
+        after a write once showed the old title so). A commit landing meanwhile is in a count read before the move
+        (covered by it) or seen later by a connection that read before it (another move)."""
         with self._lock:
             entry[1] = seen
             idle = []
@@ -71,8 +73,9 @@ class ChangeCounter:
                     break
             for other in idle:
                 other[1] = other[0].execute("PRAGMA data_version").fetchone()[0]
-                pool.put(other)
             self._generation += 1
+            for other in idle:
+                pool.put(other)
 
     def close(self) -> None:
         """Close every connection (the counter opens a new pool when asked again)."""
