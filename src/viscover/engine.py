@@ -84,7 +84,7 @@ class Engine:
         with disk_full_as_error(self.home.root):
             if url.startswith("sqlite"):
                 self.home.root.mkdir(parents=True, exist_ok=True)
-            self.store = CatalogStore(url)
+            self.store = CatalogStore(url, mmap_mb=self.settings.sqlite_mmap_mb)
         self._cache_lock = threading.RLock()
         self._write_lock = HomeLock(self.home.write_lock)
         self._embedders: dict[str, Embedder] = {}

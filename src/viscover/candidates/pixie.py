@@ -24,5 +24,6 @@ class PixieCandidates:
         """The `pool` most visited items (the query's own nodes dropped after the cut, as the service always did)."""
         if not len(query.seeds):
             return nothing()
-        visits = self.walker.walk(query.seeds, query.seed_weights, params.pixie, want_key=query.want_domain)
+        visits = self.walker.walk(query.seeds, query.seed_weights, params.pixie, want_key=query.want_domain,
+                                  top=params.pool)
         return without_query(visits.nodes[: params.pool], visits.scores[: params.pool], query.nodes)

@@ -3,6 +3,7 @@ each job is in a module of functions over a connection (writes, reads, arrays, e
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -25,13 +26,15 @@ from viscover.errors import ConfigError, NotFoundError, Remedy
 class CatalogStore:
     """Items, images, labels, boards and engagement in one SQL database, opened by URL."""
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, *, mmap_mb: int = 0):
+        """`mmap_mb`: for SQLite, read the file through a memory map of up to this many MiB (shared with the
+        operating system's page cache, so no copy per process or per connection)."""
         try:
             self.engine: Engine = create_engine(url, future=True)
         except (ArgumentError, ImportError) as e:
             raise ConfigError(f"database URL {url!r}: {e}") from None
         if self.engine.dialect.name == "sqlite":
-            event.listen(self.engine, "connect", _sqlite_pragmas)
+            event.listen(self.engine, "connect", partial(_sqlite_pragmas, mmap_bytes=max(0, mmap_mb) << 20))
             if self.engine.url.database not in (None, "", ":memory:"):
                 event.listen(self.engine, "handle_error", _full_disk_of(Path(self.engine.url.database).parent))
         try:
@@ -250,8 +253,9 @@ def _full_disk_of(folder: Path):
     return handle
 
 
-def _sqlite_pragmas(dbapi_connection, _record) -> None:
+def _sqlite_pragmas(dbapi_connection, _record, *, mmap_bytes: int = 0) -> None:
     cur = dbapi_connection.cursor()
+    cur.execute(f"PRAGMA mmap_size={int(mmap_bytes)}")
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
