@@ -233,6 +233,15 @@ def step_raw(work: Path, kind: str, n: int, dim: int) -> dict:
             "note": "fetches k+1 and drops the query item, as search by id does"}
 
 
+def home_kind(home: Path) -> str | None:
+    """The kind of the index saved in the home now (each kind's index step replaces it): a resumed run that
+    re-ran another kind's steps rebuilds the served kind's index instead of serving the other."""
+    for manifest in sorted((home / "index").glob("*/manifest.json")):
+        m = json.loads(manifest.read_text())
+        return m.get("kind") or {"hnsw": "hnsw", "flat": "exact"}.get(m.get("float_kind", ""))
+    return None
+
+
 # ---- HTTP ------------------------------------------------------------------------------------------------------
 # each wrk thread draws its own seeded sequence (one seed for all made two threads ask for the same items, so a
 # "distinct" stream repeated every item once)
@@ -408,7 +417,8 @@ def main() -> dict:
 
     def step(name: str, *kind: str) -> dict:
         saved = work / "steps" / f"{'-'.join([name, *kind])}.json"
-        if args.resume and saved.is_file():  # an earlier run's step (its outputs are in the work folder)
+        served_elsewhere = name == "index" and kind == (args.http_kind,) and home_kind(home) != args.http_kind
+        if args.resume and saved.is_file() and not served_elsewhere:  # an earlier run's step (outputs kept)
             print(f"{name} {' '.join(kind)}: reused {saved}", file=sys.stderr, flush=True)
             return json.loads(saved.read_text())
         out = run_step([name, str(work), str(home), *kind], common)

@@ -12,6 +12,7 @@ import pytest
 
 from viscover import Settings
 from viscover.index import build_index, load_index
+from viscover.index.plan import ivfpq_params
 
 K = 10
 RECALL_BOUND = 0.9  # mean recall@10 against exact search, 20,000 x 64-d clustered, 50 queries
@@ -190,4 +191,32 @@ def test_a_rebuild_streamed_in_batches_leaves_no_delta(vectors, kind):
     centre = raw.mean(axis=0)
     recalls = [len(set(exact_top(ids, raw, q, centre).tolist()) & set(index.search(index.encode(q), K).ids.tolist()))
                / K for q in queries]
+    assert np.mean(recalls) >= RECALL_BOUND, np.mean(recalls)
+    if kind == "ivfpq":  # trained for the whole catalogue, not for its first batch (as one build would be)
+        whole = build_index(ids, ids // 2, raw, s, model="m")
+        assert _nlist(index) == _nlist(whole) == ivfpq_params(len(ids), raw.shape[1], s)["nlist"]
+        assert _nlist(index) > ivfpq_params(4_000, raw.shape[1], s)["nlist"]
+
+
+def _nlist(index) -> int:
+    import faiss
+
+    return faiss.extract_index_ivf(index._state.main).nlist
+
+
+def test_an_ivfpq_index_grown_fourfold_is_trained_again_at_its_next_merge(vectors):
+    """Lists sized for the catalogue the index was trained on: merges reuse the trained IVF-PQ while the plan's
+    list count stays within 2x of it, and train a new one once the catalogue outgrew it (recall kept)."""
+    ids, raw, queries = vectors
+    s = Settings(index_kind="ivfpq", delta_max=10**9)
+    index = build_index(ids[:2_000], ids[:2_000] // 2, raw[:2_000], s, model="m")
+    small = _nlist(index)
+    index.add(ids[2_000:3_000], ids[2_000:3_000] // 2, raw[2_000:3_000])
+    index.merge()
+    assert _nlist(index) == small  # 1.5x the items: the same lists
+    index.add(ids[3_000:], ids[3_000:] // 2, raw[3_000:])
+    index.merge()
+    assert _nlist(index) == ivfpq_params(len(ids), raw.shape[1], s)["nlist"] > 2 * small
+    recalls = [len(set(exact_top(ids, raw, q, index.codec.center).tolist())  # centred as the first build was
+                   & set(index.search(index.encode(q), K).ids.tolist())) / K for q in queries]
     assert np.mean(recalls) >= RECALL_BOUND, np.mean(recalls)

@@ -338,7 +338,7 @@ def _build(item_ids: np.ndarray, image_ids: np.ndarray, raw: np.ndarray, setting
     or a tiered index of codes in RAM. `size`: the items the index will hold when these are a first batch."""
     kind = plan_index(len(item_ids) if size is None else size, codec.dim, settings).kind
     if kind in COMPRESSED:
-        return TieredIndex.build(item_ids, image_ids, raw, settings, kind, codec=codec, model=model)
+        return TieredIndex.build(item_ids, image_ids, raw, settings, kind, codec=codec, model=model, size=size)
     return FaissIndex.build(item_ids, image_ids, raw, settings, codec=codec, model=model, hnsw=kind == "hnsw",
                             size=size)
 

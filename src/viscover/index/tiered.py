@@ -12,6 +12,7 @@ import json
 import threading
 import uuid
 from dataclasses import dataclass, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Callable, Protocol
 
@@ -48,8 +49,21 @@ class FloatTable:
     ids: np.ndarray  # sorted int64
     rows: np.ndarray  # (len(ids), dim) float32
 
+    @cached_property
+    def _row_of(self) -> np.ndarray | None:
+        """Row of each id up to the largest, when ids are dense enough (catalogue row ids are): a gather instead
+        of a binary search over a million ids per re-ranked candidate (0.14 of 1.06 ms per IVF-PQ search)."""
+        top = int(self.ids[-1]) if len(self.ids) else -1
+        if top < 0 or int(self.ids[0]) < 0 or top >= 4 * len(self.ids) + 1024:
+            return None
+        row_of = np.full(top + 1, -1, np.int32 if len(self.ids) < 2**31 else np.int64)
+        row_of[self.ids] = np.arange(len(self.ids))
+        return row_of
+
     def floats(self, ids: np.ndarray) -> np.ndarray:
-        return np.asarray(self.rows[np.searchsorted(self.ids, ids)], np.float32)
+        row_of = self._row_of
+        rows = row_of[ids] if row_of is not None else np.searchsorted(self.ids, ids)
+        return np.asarray(self.rows[rows], np.float32)
 
 
 @dataclass(frozen=True)
@@ -87,16 +101,20 @@ class TieredIndex:
     # ---- construction ---------------------------------------------------------------------------------------
     @classmethod
     def build(cls, item_ids: np.ndarray, image_ids: np.ndarray, raw: np.ndarray, settings: Settings, kind: str, *,
-              codec: Codec | None = None, model: str = "") -> "TieredIndex":
-        """A fresh index: every item in the main tier (IVF-PQ trained on a seeded sample of them)."""
+              codec: Codec | None = None, model: str = "", size: int | None = None) -> "TieredIndex":
+        """A fresh index: every item in the main tier (IVF-PQ trained on a seeded sample of them). With `size`
+        larger than this batch (the first of a build in batches), an IVF-PQ is not trained on the batch: the items
+        wait in the exact delta and the merge after the last batch trains on all of them (trained on a first
+        batch of 1M items, the lists were sized for the batch: recall@10 0.980 instead of 1.0, 2.7x slower)."""
         raw = np.asarray(raw, np.float32)
         codec = codec if codec is not None else Codec.for_vectors(raw)
         index = cls(codec, settings, kind, model=model)
         item_ids, image_ids = np.asarray(item_ids, np.int64), np.asarray(image_ids, np.int64)
         order = np.argsort(item_ids, kind="stable")
         ids, floats = item_ids[order], codec.floats(raw[order]) if len(raw) else np.zeros((0, codec.dim), np.float32)
-        main, bits, token = index._build_main(ids, floats, None)
-        if main is None and kind == "ivfpq":  # too few to train: everything waits in the delta
+        first_batch = kind == "ivfpq" and size is not None and size > len(ids)
+        main, bits, token = index._build_main(ids, floats, None, train=not first_batch)
+        if main is None and kind == "ivfpq":  # too few to train (or a first batch): everything waits in the delta
             index._state = replace(index._state, item_ids=ids, image_ids=image_ids[order])
             index._put_delta(ids, floats)
             return index
@@ -104,21 +122,28 @@ class TieredIndex:
                                item_ids=ids, image_ids=image_ids[order], token=token)
         return index
 
-    def _build_main(self, ids: np.ndarray, floats: np.ndarray, base: _State | None):
-        """(IVF-PQ or None, bit index, token) over these ids: `base`'s trained IVF-PQ reused when there is one."""
+    def _build_main(self, ids: np.ndarray, floats: np.ndarray, base: _State | None, *, train: bool = True):
+        """(IVF-PQ or None, bit index, token) over these ids: `base`'s trained IVF-PQ reused while its lists suit
+        this many items (the plan's nlist for them within a factor of 2 of its own), else a new one trained."""
         bits = _new_bits(self.dim)
         if len(ids):
             bits.add_with_ids(np.packbits(floats > 0, axis=1), ids)
         main = None
         if self.kind == "ivfpq":
-            if base is not None and base.main is not None:
+            if base is not None and base.main is not None and self._suits(base.main, len(ids)):
                 main = faiss.clone_index(base.main)
                 main.reset()
-            elif len(ids) >= MIN_TRAIN:
+            elif train and len(ids) >= MIN_TRAIN:
                 main = self._train(floats)
             if main is not None and len(ids):
                 main.add_with_ids(floats, ids)
         return main, bits, uuid.uuid4().hex[:12]
+
+    def _suits(self, trained: faiss.Index, n: int) -> bool:
+        """Whether an IVF-PQ trained earlier still suits n items: its list count within a factor of 2 of the
+        plan's for n (nlist grows as sqrt(n): a catalogue grown 4x since training is trained again, at a merge)."""
+        have, want = faiss.extract_index_ivf(trained).nlist, ivfpq_params(n, self.dim, self.settings)["nlist"]
+        return want / 2 <= have <= want * 2
 
     def _train(self, floats: np.ndarray) -> faiss.Index:
         p = ivfpq_params(len(floats), self.dim, self.settings)
