@@ -89,7 +89,11 @@ def check_against_model(index, model: dict[int, np.ndarray], centre: np.ndarray,
 
 
 @pytest.mark.parametrize("kind", ["ivfpq", "binary"])
-def test_random_adds_removes_merges_saves_against_a_model(kind, tmp_path):
+@pytest.mark.parametrize("drop_after", [0, 10**9])  # dead ids: always a FAISS selector / always dropped after
+def test_random_adds_removes_merges_saves_against_a_model(kind, drop_after, tmp_path, monkeypatch):
+    from viscover.index import tiered
+
+    monkeypatch.setattr(tiered, "DROP_AFTER", drop_after)
     rng = np.random.default_rng(42)
     pool = clustered(6000, seed=3)
     settings = Settings(index_kind=kind, delta_max=300, compact_ratio=0.1)

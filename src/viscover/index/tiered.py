@@ -29,6 +29,10 @@ from viscover.index.selection import id_selector, no_hits, top_hits
 
 FORMAT = "viscover-tiered/1"
 MANIFEST = "manifest.json"
+# Up to this many dead ids (tombstones and the query's own items) are dropped from a search fetching that many
+# more, instead of being tested by a FAISS IDSelector on every candidate: a flat scan of 1M codes tested 1M ids
+# (binary codes: 5.3 ms per search by id against 1.6 ms for the index without it).
+DROP_AFTER = 64
 MIN_TRAIN = 1000  # fewer vectors than this train no IVF-PQ: they stay in the exact delta
 SEED = 0
 _EMPTY = np.zeros(0, np.int64)
@@ -311,24 +315,33 @@ class TieredIndex:
         if k == 0:
             return no_hits()
         short = k * (self.settings.binary_rerank if binary else self.settings.codes_rerank)
-        sel = id_selector(allowed, np.union1d(st.tombstones, excluded) if len(excluded) else st.tombstones)
+        dead = np.union1d(st.tombstones, excluded) if len(excluded) else st.tombstones
+        if allowed is None and len(dead) <= DROP_AFTER:  # fetch that many more, drop them after the search
+            sel, drop = None, dead
+        else:
+            sel, drop = id_selector(allowed, dead), _EMPTY
         rows = slice(None)  # delta rows to score
         if len(st.delta_ids) and (len(excluded) or allowed is not None):
             rows = ~_isin_sorted(st.delta_ids, excluded)
             if allowed is not None:
                 rows &= _isin_sorted(st.delta_ids, allowed)
         if binary:  # the `short` Hamming-nearest over both tiers, then re-ranked
-            ids, dist = self._bits_search(st, query.bits, short, sel)
+            ids, dist = self._bits_search(st, query.bits, short + len(drop), sel)
+            if len(drop):
+                keep = ~_isin_sorted(ids, drop)
+                ids, dist = ids[keep][:short], dist[keep][:short]
             if len(st.delta_ids):
                 more = np.bitwise_count(np.bitwise_xor(st.delta_bits[rows], query.bits)).sum(axis=1)
                 ids = np.concatenate([ids, st.delta_ids[rows]])
                 ids = ids[np.argsort(np.concatenate([dist, more]), kind="stable")[:short]]
             return top_hits(ids, _floats_of(st, ids) @ query.floats[0], k)
         if st.main is not None:
-            main_ids = self._ivf_search(st, query.floats, short, sel)
+            main_ids = self._ivf_search(st, query.floats, short + len(drop), sel)
         else:
             main_ids = self._bits_search(st, query.bits if query.bits is not None else
-                                         np.packbits(query.floats > 0, axis=1), short, sel)[0]
+                                         np.packbits(query.floats > 0, axis=1), short + len(drop), sel)[0]
+        if len(drop):
+            main_ids = main_ids[~_isin_sorted(main_ids, drop)][:short]
         scores = st.table.floats(main_ids) @ query.floats[0]
         if len(st.delta_ids):
             main_ids = np.concatenate([main_ids, st.delta_ids[rows]])
