@@ -65,6 +65,17 @@ def limit_threads() -> None:
     threadpool_limits(1)
 
 
+def settle_heap() -> None:
+    """Collect once, then put every object alive now (modules, functions, classes: about 200k) out of the
+    collector's sight for good: they live as long as the server, and each full collection would scan them again.
+    At 1M items a full collection stopped the process for 310 ms with them and 200 ms without (what requests keep
+    in caches stays scanned): the tail of p99 on items never seen before."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
+
+
 def serve(engine: Engine, options: ServeOptions, *, host: str, port: int, log_level: str = "info",
           db: str | None = None) -> None:
     """Serve until stopped: in this process, or in options.workers processes over the same home (and `db`)."""
@@ -77,5 +88,6 @@ def serve(engine: Engine, options: ServeOptions, *, host: str, port: int, log_le
 
     limit_threads()
     app = create_app(engine, options)
+    settle_heap()
     uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_keep_alive=5,
                 limit_concurrency=256, server_header=False)

@@ -22,7 +22,7 @@ from fastapi import FastAPI
 
 from viscover import Engine
 from viscover.serve.app import ServeOptions, create_app
-from viscover.serve.run import limit_threads
+from viscover.serve.run import limit_threads, settle_heap
 from viscover.serve.worker_config import ENV, WorkerConfig, hand_over, take_over
 
 METRICS_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -71,7 +71,9 @@ def worker_app() -> FastAPI:
     config = take_over()
     engine = Engine(Path(config.home), config.served_settings(), db=config.db)
     _stop_with_parent()
-    return create_app(engine, config.serve_options(), run_dir=Path(config.run_dir), on_shutdown=engine.close)
+    app = create_app(engine, config.serve_options(), run_dir=Path(config.run_dir), on_shutdown=engine.close)
+    settle_heap()
+    return app
 
 
 def _stop_with_parent() -> None:
