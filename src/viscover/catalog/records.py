@@ -48,7 +48,7 @@ class ItemRecord:
     boards: list[str] | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Item:
     """An item as stored, with its image, labels and boards."""
 

@@ -44,7 +44,7 @@ class _Assembled:
     items: RelatedItems
 
 
-@dataclass
+@dataclass(slots=True)
 class RelatedHit:
     """One related item with its score and why it was proposed (generators and feature values)."""
 
