@@ -25,6 +25,7 @@ from viscover.graph.bipartite import Bipartite
 from viscover.graph.holdout import hidden_memberships
 from viscover.graph.prune import PruneParams
 from viscover.graph.prune import prune as prune_graph
+from viscover.graphembed import GraphTrainConfig, train_graph
 from viscover.index import VectorIndex, build_index
 from viscover.metrics import related_metrics
 from viscover.progress import ProgressFactory, no_progress
@@ -66,9 +67,12 @@ def evaluate_related(manifest: Path, *, queries: int = 500, seed: int = 0, model
 
 def evaluate_graph(full: Bipartite, index: VectorIndex | None, *, queries: int = 500, seed: int = 0,
                    settings: Settings | None = None, progress: ProgressFactory = no_progress, ks=(10, 50),
-                   prune: PruneParams = PruneParams(), learned: int = 1000) -> dict:
+                   prune: PruneParams = PruneParams(), learned: int = 1000,
+                   graph_features: np.ndarray | None = None, graph_config: GraphTrainConfig | None = None) -> dict:
     """The hidden-membership protocol on any graph (left ids = index ids), e.g. a synthetic one. With `learned`
-    > 0, also a board-supervised ranker trained on that many other hidden memberships ("learned")."""
+    > 0, also a board-supervised ranker trained on that many other hidden memberships ("learned"). With
+    `graph_features` (content vectors per left node of `full`), also PinSage embeddings trained on the training
+    graph ("graph": all items ranked by cosine to the query's embedding, the query excluded)."""
     settings = settings or Settings()
     hidden_items, hidden_boards = hidden_memberships(full, queries, seed)
     train = full.without_edges(hidden_items, hidden_boards)
@@ -96,9 +100,23 @@ def evaluate_graph(full: Bipartite, index: VectorIndex | None, *, queries: int =
                 ranked.append(svc.related([int(q)], k=max(ks), score_by=score_by).nodes)
                 advance(1)
             results[method] = related_metrics(ranked, relevant, ks)
+    graph_report = None
+    if graph_features is not None:  # trained on the training graph only: the hidden memberships never seen
+        trained = train_graph(train, graph_features, graph_config or GraphTrainConfig(seed=seed))
+        emb = trained.embeddings
+        ranked = []
+        for q in hidden_items:
+            sims = emb @ emb[int(q)]
+            sims[int(q)] = -np.inf
+            top = np.argpartition(-sims, max(ks))[:max(ks)]
+            ranked.append(top[np.lexsort((top, -sims[top]))])
+        results["graph"] = related_metrics(ranked, relevant, ks)
+        graph_report = {"seconds": trained.report["seconds"], "history": trained.report["history"]}
     cold = int((train.left_degree()[hidden_items] < params.cold_degree).sum())
     out = {"items": int(full.n_left), "boards": int(full.n_right), "memberships": int(full.n_edges),
            "queries": int(len(hidden_items)), "cold_queries": cold, "seed": seed, "results": results}
+    if graph_report is not None:
+        out["graph_training"] = graph_report
     if pruned is not None:
         out["pruning"] = {"boards_dropped": pruned.boards_dropped, "edges_before": pruned.edges_before,
                           "edges_after": pruned.edges_after}
