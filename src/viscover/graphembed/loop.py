@@ -81,7 +81,19 @@ def validation_hit_rate(emb: np.ndarray, pairs: np.ndarray, k: int) -> float:
 def train_graph(graph: Bipartite, content: np.ndarray, config: GraphTrainConfig = GraphTrainConfig(), *,
                 out: Path | None = None, resume: bool = False,
                 log: Callable[[str], None] = lambda _: None) -> GraphTrainResult:
-    """Train PinSage on `graph` (its left nodes' content vectors in `content`, row = node)."""
+    """Train PinSage on `graph` (its left nodes' content vectors in `content`, row = node). Deterministic for a
+    seed: torch's deterministic kernels are on while training (the gathers' backward otherwise accumulates in
+    thread order), so a resumed run ends with bit-identical weights."""
+    before = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True)
+    try:
+        return _train(graph, content, config, out, resume, log)
+    finally:
+        torch.use_deterministic_algorithms(before)
+
+
+def _train(graph: Bipartite, content: np.ndarray, config: GraphTrainConfig, out: Path | None, resume: bool,
+           log: Callable[[str], None]) -> GraphTrainResult:
     c = config
     t0 = time.perf_counter()
     # ---- data: walks, features, validation pairs ---------------------------------------------------------------
