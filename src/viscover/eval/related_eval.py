@@ -38,8 +38,10 @@ METHODS = ("blend", "pixie", "cooccurrence", "visual")  # plus "learned" (a boar
 
 def evaluate_related(manifest: Path, *, queries: int = 500, seed: int = 0, model: str | None = None,
                      settings: Settings | None = None, progress: ProgressFactory = no_progress,
-                     ks=(10, 50), prune: PruneParams = PruneParams(), learned: int = 1000) -> dict:
-    """Hidden-membership evaluation on a manifest with boards (its images are embedded for the visual signal)."""
+                     ks=(10, 50), prune: PruneParams = PruneParams(), learned: int = 1000,
+                     graph_config: GraphTrainConfig | None = None) -> dict:
+    """Hidden-membership evaluation on a manifest with boards (its images are embedded for the visual signal).
+    With `graph_config`, also PinSage embeddings ("graph") with the image embeddings as content vectors."""
     settings = settings or Settings()
     rows, skipped = [], []
     for row in manifest_source(Path(manifest), image_roots=None).rows:  # the user's own manifest: any path
@@ -61,7 +63,9 @@ def evaluate_related(manifest: Path, *, queries: int = 500, seed: int = 0, model
     full = Bipartite.from_edges("item-board", left, right, left_ids=usable)
     index = build_index(usable, usable, raw[usable], settings, centered=embedder.centered, model=embedder.name)
     out = evaluate_graph(full, index, queries=queries, seed=seed, settings=settings, progress=progress, ks=ks,
-                         prune=prune, learned=learned)
+                         prune=prune, learned=learned,
+                         graph_features=raw[full.left_ids] if graph_config is not None else None,
+                         graph_config=graph_config)
     return {"manifest": str(manifest), "model": embedder.name, **out, "skipped": [str(p) for p in skipped]}
 
 
