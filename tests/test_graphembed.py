@@ -110,6 +110,17 @@ def test_training_beats_content_alone_on_hidden_memberships(planted):
     visual = related_metrics(ranked_by_cosine(content, items, 10), relevant, (10,))
     assert graph["hit@10"] > visual["hit@10"] + 0.1, (graph, visual)
     assert np.allclose(np.linalg.norm(result.embeddings, axis=1), 1.0, atol=1e-5)
+    # an item left without boards is embedded from its visual neighbours, exactly as embed_new would
+    cold = np.nonzero(train.left_degree() == 0)[0]
+    warm = np.nonzero(train.left_degree() > 0)[0]
+    assert len(cold) and np.all(result.neighbourhoods.index[cold] == -1)
+    unit = content / np.linalg.norm(content, axis=1, keepdims=True)
+    layers = layer_outputs(result.model, result.inference_neighbourhoods, result.features)
+    for u in cold[:3]:
+        sims = unit[warm] @ unit[u]
+        near = np.argsort(-sims)[:10]
+        new = embed_new(result.model, result.features[u], warm[near], np.maximum(sims[near], 0), layers)
+        assert np.allclose(new, result.embeddings[u], atol=1e-5)
     history = result.report["history"]
     assert len(history) == 4 and [h["hard"] for h in history] == [0, 1, 2, 3]
     assert history[-1]["val_hit@10"] > history[0]["val_hit@10"] * 0.8 and history[-1]["loss"] < history[0]["loss"]

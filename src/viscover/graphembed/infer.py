@@ -14,6 +14,31 @@ from viscover.graphembed.model import PinSage
 from viscover.graphembed.neighbourhoods import Neighbourhoods
 
 
+def fill_cold(nbrs: Neighbourhoods, content: np.ndarray, chunk: int = 1024) -> Neighbourhoods:
+    """A copy whose empty neighbourhoods (items without boards) hold their visual nearest neighbours among the
+    items that have one (cosine of the content vectors, weights = positive similarities normalised to sum 1):
+    each such item is then embedded as `embed_new` would embed it, instead of from its content alone."""
+    index, weight = nbrs.index.copy(), nbrs.weight.copy()
+    cold = np.nonzero(index[:, 0] < 0)[0]
+    warm = np.nonzero(index[:, 0] >= 0)[0]
+    if len(cold) == 0 or len(warm) == 0:
+        return Neighbourhoods(index, weight)
+    unit = np.asarray(content, np.float32)
+    unit = unit / np.maximum(np.linalg.norm(unit, axis=1, keepdims=True), 1e-12)
+    t = min(nbrs.size, len(warm))
+    for s in range(0, len(cold), chunk):
+        rows = cold[s:s + chunk]
+        sims = unit[rows] @ unit[warm].T
+        top = np.argpartition(-sims, t - 1, axis=1)[:, :t]
+        sim = np.maximum(np.take_along_axis(sims, top, axis=1), 0.0)
+        order = np.argsort(-sim, axis=1, kind="stable")
+        top, sim = np.take_along_axis(top, order, axis=1), np.take_along_axis(sim, order, axis=1)
+        total = sim.sum(axis=1, keepdims=True)
+        index[rows, :t] = warm[top]
+        weight[rows, :t] = np.where(total > 0, sim / np.maximum(total, 1e-12), 1.0 / t)
+    return Neighbourhoods(index, weight)
+
+
 @torch.no_grad()
 def layer_outputs(model: PinSage, nbrs: Neighbourhoods, features: np.ndarray, batch: int = 4096) -> list[torch.Tensor]:
     """[h_0, h_1, ..., h_K]: the input features and every convolution's output for all nodes."""

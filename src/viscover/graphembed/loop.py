@@ -19,7 +19,7 @@ import torch
 from viscover.errors import ConfigError
 from viscover.fsutil import atomic_path
 from viscover.graph.bipartite import Bipartite
-from viscover.graphembed.infer import embed_items
+from viscover.graphembed.infer import embed_items, fill_cold
 from viscover.graphembed.loss import max_margin_loss
 from viscover.graphembed.model import PinSage, node_features
 from viscover.graphembed.neighbourhoods import Neighbourhoods, visit_bands, walk_neighbourhoods
@@ -50,6 +50,7 @@ class GraphTrainConfig:
     pairs_per_board: int = 50  # positive pairs drawn per board and epoch
     val_pairs: int = 200  # positive pairs set aside for the validation hit-rate
     val_k: int = 10
+    cold_visual: bool = True  # embed items without boards from their visual neighbours (see infer.fill_cold)
     seed: int = 0
 
     def to_dict(self) -> dict:
@@ -61,7 +62,8 @@ class GraphTrainConfig:
 @dataclass
 class GraphTrainResult:
     model: PinSage
-    neighbourhoods: Neighbourhoods
+    neighbourhoods: Neighbourhoods  # the walks' (used in training); items without boards empty
+    inference_neighbourhoods: Neighbourhoods  # the same, items without boards filled by visual neighbours
     features: np.ndarray  # (n, f) node features the model reads (content + log degree)
     embeddings: np.ndarray  # (n, dim) unit rows, final model
     report: dict = field(default_factory=dict)  # config, per-epoch loss and validation hit-rate, timings
@@ -101,6 +103,7 @@ def _train(graph: Bipartite, content: np.ndarray, config: GraphTrainConfig, out:
     bands = visit_bands(graph, steps=c.hard_steps, alpha=c.walk_alpha, seed=c.seed, band=c.hard_band,
                         band_min=c.neighbours, pool=c.hard_pool)
     feats_np = node_features(graph, content)
+    nbrs_infer = fill_cold(nbrs, content) if c.cold_visual else nbrs
     feats = torch.from_numpy(feats_np)
     val = board_pairs(graph, 1, np.random.default_rng([c.seed, 0xA1]))
     val = val[np.random.default_rng([c.seed, 0xA2]).permutation(len(val))[:c.val_pairs]]
@@ -141,7 +144,7 @@ def _train(graph: Bipartite, content: np.ndarray, config: GraphTrainConfig, out:
             loss.backward()
             optimizer.step()
             losses.append(float(loss.detach()))
-        emb_all = embed_items(model, nbrs, feats_np)
+        emb_all = embed_items(model, nbrs_infer, feats_np)
         hit = validation_hit_rate(emb_all, val, c.val_k)
         row = {"epoch": epoch + 1, "loss": float(np.mean(losses)) if losses else float("nan"),
                f"val_hit@{c.val_k}": hit, "pairs": int(len(pairs)), "hard": n_hard,
@@ -152,10 +155,10 @@ def _train(graph: Bipartite, content: np.ndarray, config: GraphTrainConfig, out:
         if path is not None:
             _save(path, c, epoch + 1, model, optimizer, history)
 
-    emb_all = embed_items(model, nbrs, feats_np)
+    emb_all = embed_items(model, nbrs_infer, feats_np)
     report = {"config": c.to_dict(), "history": history, "walk_seconds": round(t_walks, 3),
               "seconds": round(time.perf_counter() - t0, 3)}
-    return GraphTrainResult(model, nbrs, feats_np, emb_all, report)
+    return GraphTrainResult(model, nbrs, nbrs_infer, feats_np, emb_all, report)
 
 
 def _save(path: Path, config: GraphTrainConfig, epoch: int, model, optimizer, history) -> None:
