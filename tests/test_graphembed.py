@@ -114,7 +114,8 @@ def test_training_beats_content_alone_on_hidden_memberships(planted):
     cold = np.nonzero(train.left_degree() == 0)[0]
     warm = np.nonzero(train.left_degree() > 0)[0]
     assert len(cold) and np.all(result.neighbourhoods.index[cold] == -1)
-    unit = content / np.linalg.norm(content, axis=1, keepdims=True)
+    centred = content - content.mean(axis=0)
+    unit = centred / np.linalg.norm(centred, axis=1, keepdims=True)
     layers = layer_outputs(result.model, result.inference_neighbourhoods, result.features)
     for u in cold[:3]:
         sims = unit[warm] @ unit[u]

@@ -10,11 +10,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from viscover.graphembed.model import PinSage
+from viscover.graphembed.model import PinSage, unit_content
 from viscover.graphembed.neighbourhoods import Neighbourhoods
 
 
-def fill_cold(nbrs: Neighbourhoods, content: np.ndarray, chunk: int = 1024) -> Neighbourhoods:
+def fill_cold(nbrs: Neighbourhoods, content: np.ndarray, centre: bool = True, chunk: int = 1024) -> Neighbourhoods:
     """A copy whose empty neighbourhoods (items without boards) hold their visual nearest neighbours among the
     items that have one (cosine of the content vectors, weights = positive similarities normalised to sum 1):
     each such item is then embedded as `embed_new` would embed it, instead of from its content alone."""
@@ -23,8 +23,7 @@ def fill_cold(nbrs: Neighbourhoods, content: np.ndarray, chunk: int = 1024) -> N
     warm = np.nonzero(index[:, 0] >= 0)[0]
     if len(cold) == 0 or len(warm) == 0:
         return Neighbourhoods(index, weight)
-    unit = np.asarray(content, np.float32)
-    unit = unit / np.maximum(np.linalg.norm(unit, axis=1, keepdims=True), 1e-12)
+    unit = unit_content(content, centre)
     t = min(nbrs.size, len(warm))
     for s in range(0, len(cold), chunk):
         rows = cold[s:s + chunk]

@@ -28,7 +28,7 @@ from viscover.graphembed.pairs import board_pairs, hard_negatives, without_pairs
 CHECKPOINT = "graph-checkpoint.pt"
 # settings that must match to resume (epochs may grow)
 RESUME_KEYS = ("dim", "hidden", "layers", "neighbours", "walk_steps", "walk_alpha", "hard_steps", "hard_band",
-               "hard_pool", "batch", "lr", "margin", "hard_cap", "pairs_per_board", "val_pairs", "seed")
+               "hard_pool", "batch", "lr", "margin", "hard_cap", "pairs_per_board", "val_pairs", "centre", "seed")
 
 
 @dataclass
@@ -50,6 +50,7 @@ class GraphTrainConfig:
     pairs_per_board: int = 50  # positive pairs drawn per board and epoch
     val_pairs: int = 200  # positive pairs set aside for the validation hit-rate
     val_k: int = 10
+    centre: bool = True  # content vectors minus their mean before normalising (see model.unit_content)
     cold_visual: bool = True  # embed items without boards from their visual neighbours (see infer.fill_cold)
     seed: int = 0
 
@@ -102,8 +103,8 @@ def _train(graph: Bipartite, content: np.ndarray, config: GraphTrainConfig, out:
     nbrs = walk_neighbourhoods(graph, c.neighbours, steps=c.walk_steps, alpha=c.walk_alpha, seed=c.seed)
     bands = visit_bands(graph, steps=c.hard_steps, alpha=c.walk_alpha, seed=c.seed, band=c.hard_band,
                         band_min=c.neighbours, pool=c.hard_pool)
-    feats_np = node_features(graph, content)
-    nbrs_infer = fill_cold(nbrs, content) if c.cold_visual else nbrs
+    feats_np = node_features(graph, content, c.centre)
+    nbrs_infer = fill_cold(nbrs, content, c.centre) if c.cold_visual else nbrs
     feats = torch.from_numpy(feats_np)
     val = board_pairs(graph, 1, np.random.default_rng([c.seed, 0xA1]))
     val = val[np.random.default_rng([c.seed, 0xA2]).permutation(len(val))[:c.val_pairs]]

@@ -18,10 +18,18 @@ from viscover.graph.bipartite import Bipartite
 from viscover.graphembed.neighbourhoods import Neighbourhoods
 
 
-def node_features(graph: Bipartite, content: np.ndarray) -> np.ndarray:
-    """(n, f + 1) float32: each item's content vector (L2-normalised, as similarity uses it) and log(1 + degree)."""
+def unit_content(content: np.ndarray, centre: bool = True) -> np.ndarray:
+    """Content vectors as similarity uses them: minus their mean (CNN features all share one positive direction
+    that would otherwise dominate every cosine), then L2-normalised."""
     content = np.asarray(content, np.float32)
-    unit = content / np.maximum(np.linalg.norm(content, axis=1, keepdims=True), 1e-12)
+    if centre:
+        content = content - content.mean(axis=0, keepdims=True)
+    return content / np.maximum(np.linalg.norm(content, axis=1, keepdims=True), 1e-12)
+
+
+def node_features(graph: Bipartite, content: np.ndarray, centre: bool = True) -> np.ndarray:
+    """(n, f + 1) float32: each item's unit content vector (see `unit_content`) and log(1 + degree)."""
+    unit = unit_content(content, centre)
     degree = np.log1p(graph.left_degree().astype(np.float32))[:, None]
     return np.concatenate([unit, degree], axis=1).astype(np.float32)
 
