@@ -44,6 +44,7 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=300)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--lr", type=float, default=None, help="learning rate (default: GraphTrainConfig's)")
     parser.add_argument("--skip-icons", action="store_true")
     parser.add_argument("--json")
     args = parser.parse_args()
@@ -53,7 +54,8 @@ def main() -> None:
     from viscover.graphembed import GraphTrainConfig
 
     settings = Settings()
-    config = GraphTrainConfig(epochs=args.epochs, dim=64, hidden=128, seed=args.seed)
+    config = GraphTrainConfig(epochs=args.epochs, dim=64, hidden=128, seed=args.seed,
+                              **({"lr": args.lr} if args.lr is not None else {}))
     cases = {}
     if not args.skip_icons:
         print("icons ...", file=sys.stderr)

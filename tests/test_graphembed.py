@@ -86,7 +86,7 @@ def test_pairs_share_a_board_and_hard_negatives_avoid_the_positive(planted):
 
 
 # ---- training ------------------------------------------------------------------------------------------------------
-FAST = dict(dim=32, hidden=64, epochs=4, pairs_per_board=20, batch=128, val_pairs=100, hard_cap=3, seed=0)
+FAST = dict(dim=32, hidden=64, epochs=4, pairs_per_board=20, batch=128, val_pairs=100, hard_cap=3, lr=1e-3, seed=0)
 
 
 def ranked_by_cosine(vectors: np.ndarray, queries: np.ndarray, k: int) -> list[np.ndarray]:

@@ -95,7 +95,7 @@ def evaluate_graph(full: Bipartite, index: VectorIndex | None, *, queries: int =
         ranker, _ = train_board_ranker(train, make_service, queries=learned, seed=seed + 1)
         services["learned"] = make_service(train, ranker)
     relevant = [full.members_of(int(b))[full.members_of(int(b)) != q] for q, b in zip(hidden_items, hidden_boards)]
-    results = {}
+    results, rankings = {}, {}
     with progress("related", len(services) * len(hidden_items)) as advance:
         for method, svc in services.items():
             ranked = []
@@ -104,6 +104,7 @@ def evaluate_graph(full: Bipartite, index: VectorIndex | None, *, queries: int =
                 ranked.append(svc.related([int(q)], k=max(ks), score_by=score_by).nodes)
                 advance(1)
             results[method] = related_metrics(ranked, relevant, ks)
+            rankings[method] = ranked
     graph_report = None
     if graph_features is not None:  # trained on the training graph only: the hidden memberships never seen
         trained = train_graph(train, graph_features, graph_config or GraphTrainConfig(seed=seed))
@@ -115,11 +116,16 @@ def evaluate_graph(full: Bipartite, index: VectorIndex | None, *, queries: int =
             top = np.argpartition(-sims, max(ks))[:max(ks)]
             ranked.append(top[np.lexsort((top, -sims[top]))])
         results["graph"] = related_metrics(ranked, relevant, ks)
+        rankings["graph"] = ranked
         graph_report = {"seconds": trained.report["seconds"], "history": trained.report["history"]}
-    cold = int((train.left_degree()[hidden_items] < params.cold_degree).sum())
+    is_cold = train.left_degree()[hidden_items] < params.cold_degree
+    cold = int(is_cold.sum())
     out = {"items": int(full.n_left), "boards": int(full.n_right), "memberships": int(full.n_edges),
            "queries": int(len(hidden_items)), "cold_queries": cold, "seed": seed, "results": results}
-    if graph_report is not None:
+    if graph_report is not None:  # where the graph embedding wins or loses: queries left with / without boards
+        split = {"warm": np.nonzero(~is_cold)[0], "cold": np.nonzero(is_cold)[0]}
+        out["by_warmth"] = {m: {name: related_metrics([r[i] for i in rows], [relevant[i] for i in rows], ks)
+                                for name, rows in split.items() if len(rows)} for m, r in rankings.items()}
         out["graph_training"] = graph_report
     if pruned is not None:
         out["pruning"] = {"boards_dropped": pruned.boards_dropped, "edges_before": pruned.edges_before,
