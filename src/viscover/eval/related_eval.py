@@ -25,6 +25,7 @@ from viscover.graph.bipartite import Bipartite
 from viscover.graph.holdout import hidden_memberships
 from viscover.graph.prune import PruneParams
 from viscover.graph.prune import prune as prune_graph
+from viscover.graphembed import GraphTrainConfig, train_graph
 from viscover.index import VectorIndex, build_index
 from viscover.metrics import related_metrics
 from viscover.progress import ProgressFactory, no_progress
@@ -37,8 +38,10 @@ METHODS = ("blend", "pixie", "cooccurrence", "visual")  # plus "learned" (a boar
 
 def evaluate_related(manifest: Path, *, queries: int = 500, seed: int = 0, model: str | None = None,
                      settings: Settings | None = None, progress: ProgressFactory = no_progress,
-                     ks=(10, 50), prune: PruneParams = PruneParams(), learned: int = 1000) -> dict:
-    """Hidden-membership evaluation on a manifest with boards (its images are embedded for the visual signal)."""
+                     ks=(10, 50), prune: PruneParams = PruneParams(), learned: int = 1000,
+                     graph_config: GraphTrainConfig | None = None) -> dict:
+    """Hidden-membership evaluation on a manifest with boards (its images are embedded for the visual signal).
+    With `graph_config`, also PinSage embeddings ("graph") with the image embeddings as content vectors."""
     settings = settings or Settings()
     rows, skipped = [], []
     for row in manifest_source(Path(manifest), image_roots=None).rows:  # the user's own manifest: any path
@@ -60,15 +63,20 @@ def evaluate_related(manifest: Path, *, queries: int = 500, seed: int = 0, model
     full = Bipartite.from_edges("item-board", left, right, left_ids=usable)
     index = build_index(usable, usable, raw[usable], settings, centered=embedder.centered, model=embedder.name)
     out = evaluate_graph(full, index, queries=queries, seed=seed, settings=settings, progress=progress, ks=ks,
-                         prune=prune, learned=learned)
+                         prune=prune, learned=learned,
+                         graph_features=raw[full.left_ids] if graph_config is not None else None,
+                         graph_config=graph_config)
     return {"manifest": str(manifest), "model": embedder.name, **out, "skipped": [str(p) for p in skipped]}
 
 
 def evaluate_graph(full: Bipartite, index: VectorIndex | None, *, queries: int = 500, seed: int = 0,
                    settings: Settings | None = None, progress: ProgressFactory = no_progress, ks=(10, 50),
-                   prune: PruneParams = PruneParams(), learned: int = 1000) -> dict:
+                   prune: PruneParams = PruneParams(), learned: int = 1000,
+                   graph_features: np.ndarray | None = None, graph_config: GraphTrainConfig | None = None) -> dict:
     """The hidden-membership protocol on any graph (left ids = index ids), e.g. a synthetic one. With `learned`
-    > 0, also a board-supervised ranker trained on that many other hidden memberships ("learned")."""
+    > 0, also a board-supervised ranker trained on that many other hidden memberships ("learned"). With
+    `graph_features` (content vectors per left node of `full`), also PinSage embeddings trained on the training
+    graph ("graph": all items ranked by cosine to the query's embedding, the query excluded)."""
     settings = settings or Settings()
     hidden_items, hidden_boards = hidden_memberships(full, queries, seed)
     train = full.without_edges(hidden_items, hidden_boards)
@@ -87,7 +95,7 @@ def evaluate_graph(full: Bipartite, index: VectorIndex | None, *, queries: int =
         ranker, _ = train_board_ranker(train, make_service, queries=learned, seed=seed + 1)
         services["learned"] = make_service(train, ranker)
     relevant = [full.members_of(int(b))[full.members_of(int(b)) != q] for q, b in zip(hidden_items, hidden_boards)]
-    results = {}
+    results, rankings = {}, {}
     with progress("related", len(services) * len(hidden_items)) as advance:
         for method, svc in services.items():
             ranked = []
@@ -96,9 +104,29 @@ def evaluate_graph(full: Bipartite, index: VectorIndex | None, *, queries: int =
                 ranked.append(svc.related([int(q)], k=max(ks), score_by=score_by).nodes)
                 advance(1)
             results[method] = related_metrics(ranked, relevant, ks)
-    cold = int((train.left_degree()[hidden_items] < params.cold_degree).sum())
+            rankings[method] = ranked
+    graph_report = None
+    if graph_features is not None:  # trained on the training graph only: the hidden memberships never seen
+        trained = train_graph(train, graph_features, graph_config or GraphTrainConfig(seed=seed))
+        emb = trained.embeddings
+        ranked = []
+        for q in hidden_items:
+            sims = emb @ emb[int(q)]
+            sims[int(q)] = -np.inf
+            top = np.argpartition(-sims, max(ks))[:max(ks)]
+            ranked.append(top[np.lexsort((top, -sims[top]))])
+        results["graph"] = related_metrics(ranked, relevant, ks)
+        rankings["graph"] = ranked
+        graph_report = {"seconds": trained.report["seconds"], "history": trained.report["history"]}
+    is_cold = train.left_degree()[hidden_items] < params.cold_degree
+    cold = int(is_cold.sum())
     out = {"items": int(full.n_left), "boards": int(full.n_right), "memberships": int(full.n_edges),
            "queries": int(len(hidden_items)), "cold_queries": cold, "seed": seed, "results": results}
+    if graph_report is not None:  # where the graph embedding wins or loses: queries left with / without boards
+        split = {"warm": np.nonzero(~is_cold)[0], "cold": np.nonzero(is_cold)[0]}
+        out["by_warmth"] = {m: {name: related_metrics([r[i] for i in rows], [relevant[i] for i in rows], ks)
+                                for name, rows in split.items() if len(rows)} for m, r in rankings.items()}
+        out["graph_training"] = graph_report
     if pruned is not None:
         out["pruning"] = {"boards_dropped": pruned.boards_dropped, "edges_before": pruned.edges_before,
                           "edges_after": pruned.edges_after}
