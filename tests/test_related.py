@@ -115,6 +115,23 @@ def test_eval_related_command(tmp_path):
     assert 0.2 < by_hand["mrr"] < 0.9  # neither hopeless nor perfect: a wrong ranking would show
 
 
+def test_eval_related_command_with_graph_embeddings(tmp_path):
+    """--graph trains PinSage on the graph without the hidden memberships and reports it as its own method; the
+    other methods' figures are those of a run without it."""
+    manifest = write_csv(clothing_subset(n_boards=8, per_board=4), tmp_path / "clothing.csv")
+    runs = {}
+    for name, extra in (("plain", []), ("graph", ["--graph", "--graph-epochs", "2"])):
+        out = tmp_path / f"{name}.json"
+        result = CliRunner().invoke(app, ["eval-related", str(manifest), "--queries", "12", "--learned", "0",
+                                          "--json", str(out), "--workers", "1", *extra])
+        assert result.exit_code == 0, result.output
+        runs[name] = json.loads(out.read_text())
+    assert set(runs["graph"]["results"]) == set(runs["plain"]["results"]) | {"graph"}
+    assert {m: runs["graph"]["results"][m] for m in runs["plain"]["results"]} == runs["plain"]["results"]
+    assert 0.0 <= runs["graph"]["results"]["graph"]["mrr"] <= 1.0
+    assert len(runs["graph"]["graph_training"]["history"]) == 2  # one entry per epoch
+
+
 def visual_baseline_by_hand(manifest, queries: int, seed: int) -> dict:
     """eval-related's "visual" figures computed directly: for each sampled item (each has one board here, which
     is hidden), rank every other item by cosine similarity (ties by row), leave out its near-duplicates, and find

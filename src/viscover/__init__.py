@@ -39,6 +39,7 @@ _LAZY = {
     "evaluate_retrieval": ("viscover.eval.retrieval", "evaluate_manifest"),
     "evaluate_related": ("viscover.eval.related_eval", "evaluate_related"),
     "PruneParams": ("viscover.graph.prune", "PruneParams"),
+    "GraphTrainConfig": ("viscover.graphembed", "GraphTrainConfig"),
     "grocery_rows": ("viscover.datasets", "grocery_rows"),
     "clothing_rows": ("viscover.datasets", "clothing_rows"),
     "write_manifest": ("viscover.datasets", "write_manifest"),

@@ -57,19 +57,26 @@ def eval_related(
     learned: Annotated[int, typer.Option(help="Also evaluate a ranker learned from this many other hidden "
                                          "memberships (0: skip).")] = 1000,
     model: ModelOpt = None,
+    graph: Annotated[bool, typer.Option("--graph", help="Also train PinSage graph embeddings on the graph without "
+                                        "the hidden memberships (image embeddings as content) and evaluate them "
+                                        "as the method 'graph'.")] = False,
+    graph_epochs: Annotated[Optional[int], typer.Option(help="PinSage training epochs (with --graph).")] = None,
     json_path: Annotated[Optional[Path], typer.Option("--json", help="Also write the results as JSON to this "
                                                       "file ('-' for standard output).")] = None,
     workers: Annotated[Optional[int], typer.Option(help="Embedding worker processes.")] = None,
 ) -> None:
     """Measure related items on a manifest with boards: hide one board membership per sampled item and check
     whether the item's related items contain its hidden board-mates (hit-rate@10/@50, MRR), for the blend and
-    for Pixie, plain co-occurrence and visual similarity alone."""
+    for Pixie, plain co-occurrence and visual similarity alone (and PinSage embeddings with --graph)."""
     from viscover.cli.render import print_related_eval, rich_progress
-    from viscover import PruneParams, Settings, evaluate_related
+    from viscover import GraphTrainConfig, PruneParams, Settings, evaluate_related
 
     settings = Settings.load(None, overrides={"workers": workers})
+    graph_config = None
+    if graph:
+        graph_config = GraphTrainConfig(seed=seed, **({"epochs": graph_epochs} if graph_epochs else {}))
     result = evaluate_related(manifest, queries=queries, seed=seed, model=model, settings=settings,
-                              progress=rich_progress, learned=learned,
+                              progress=rich_progress, learned=learned, graph_config=graph_config,
                               prune=PruneParams(min_coherence=prune_min_coherence, max_board_size=prune_max_board))
     show_report(result, json_path, lambda: print_related_eval(result))
 

@@ -113,7 +113,8 @@ def evaluate_graph(full: Bipartite, index: VectorIndex | None, *, queries: int =
         for q in hidden_items:
             sims = emb @ emb[int(q)]
             sims[int(q)] = -np.inf
-            top = np.argpartition(-sims, max(ks))[:max(ks)]
+            n = min(max(ks), len(sims) - 1)  # the query itself is never a result (a small graph has fewer)
+            top = np.argpartition(-sims, n - 1)[:n] if n > 0 else np.zeros(0, np.int64)
             ranked.append(top[np.lexsort((top, -sims[top]))])
         results["graph"] = related_metrics(ranked, relevant, ks)
         rankings["graph"] = ranked
