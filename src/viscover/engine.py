@@ -14,6 +14,7 @@ viscover.shop, viscover.related), which does the work.
 from __future__ import annotations
 
 import functools
+import tempfile
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence, TypeVar
@@ -30,8 +31,8 @@ from viscover.catalog.store import CatalogStore, Filters
 from viscover.config import Settings
 from viscover.diskspace import disk_full_as_error
 from viscover.embed import Embedder, load_embedder, resolve_model
-from viscover.embed.declared import find_declared
-from viscover.errors import NotFoundError, Remedy
+from viscover.embed.declared import declared_key, find_declared
+from viscover.errors import BadRequestError, NotFoundError, Remedy
 from viscover.fsutil import HomeLock
 from viscover.imaging import CropBox, download_async
 from viscover.index import VectorIndex
@@ -48,6 +49,7 @@ if TYPE_CHECKING:  # heavy imports (numba, LightGBM, ONNX Runtime's detector) on
     from viscover.catalog.engagement import EngagementReport
     from viscover.detect import Detector
     from viscover.graph import Bipartite
+    from viscover.graphembed import GraphTrainConfig
     from viscover.related import RelatedHit, RelatedItems, RelatedService
 
 __all__ = ["Engine", "IndexReport", "SceneObjects"]
@@ -322,6 +324,52 @@ class Engine:
         on) only if it beats the heuristic on held-out queries, unless `force`. Returns the report."""
         return self._related_items().train_ranker(from_boards=from_boards, queries=queries, seed=seed, model=model,
                                                   force=force)
+
+    @_writes
+    def train_graph(self, *, model: str | None = None, name: str | None = None,
+                    config: "GraphTrainConfig | None" = None, resume: bool = False,
+                    progress: ProgressFactory = no_progress, log: Callable[[str], None] = lambda _: None) -> dict:
+        """Train PinSage graph embeddings on the item-board graph, the base `model`'s stored vectors (default: the
+        model setting's; `index` first) as content, and store every item's embedding as the declared model `name`
+        (default graph-<base model>, width config.dim) with its own index: `search_item(key, model=name)` then
+        finds items by the graph. The checkpoint and report stay in the home's graph-models folder; `resume`
+        continues a run there (e.g. with more epochs). Returns the report (items, boards, edges, epochs, seconds,
+        per-epoch loss and validation hit-rate, model)."""
+        from viscover.graphembed import GraphTrainConfig
+        from viscover.related.graph_model import train_catalogue_graph
+
+        config = config or GraphTrainConfig()
+        with self._write_lock.held():
+            base = self.embedder(model)
+            name = name or f"graph-{base.name}"
+            if name in (base.name, base.key):
+                raise BadRequestError(f"graph embeddings need a model name of their own, not {name!r}")
+            graph = self._related_items().graph()
+            trained = train_catalogue_graph(self.store, self.home, graph, base_key=base.key, base_name=base.name,
+                                            name=name, folder=self.home.graph_model(declared_key(name)),
+                                            config=config, resume=resume, log=log)
+            with tempfile.TemporaryDirectory(prefix="graph-vectors-", dir=self.home.root) as tmp:
+                vectors, ids = Path(tmp) / "vectors.npy", Path(tmp) / "ids.npy"
+                keys = self._keys_of(trained.item_ids)
+                known = np.array([k is not None for k in keys], bool)  # an item deleted meanwhile is left out
+                np.save(vectors, trained.vectors[known])
+                np.save(ids, np.array([k for k in keys if k is not None], dtype=str))
+                imported = self._search.import_vectors(vectors, ids=ids, model=name, dim=config.dim,
+                                                       progress=progress)
+            indexed = self._search.index(name, progress=progress)
+        report = dict(trained.report)
+        report["imported"] = imported.imported
+        report["indexed"] = indexed.added
+        return report
+
+    def _keys_of(self, item_ids: np.ndarray, batch: int = 10_000) -> list[str | None]:
+        """The key of each item row id (None for an unknown one), read `batch` items at a time."""
+        keys: list[str | None] = []
+        for s in range(0, len(item_ids), batch):
+            part = item_ids[s:s + batch].tolist()
+            found = self.store.items_by_ids(part)
+            keys += [found[i].key if i in found else None for i in part]
+        return keys
 
     def _related_items(self) -> "RelatedService":
         """The related-items service of this home, created on first use (numba and LightGBM load only then)."""

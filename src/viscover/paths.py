@@ -63,6 +63,14 @@ class Home:
         return self.root / "rank"
 
     @property
+    def graph_models_root(self) -> Path:
+        return self.root / "graph-models"
+
+    def graph_model(self, model_key: str) -> Path:
+        """A trained PinSage model of the item-board graph: its checkpoint (for `resume`) and report.json."""
+        return self.graph_models_root / model_key
+
+    @property
     def models(self) -> Path:
         return self.root / "models"
 

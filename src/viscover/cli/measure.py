@@ -139,6 +139,47 @@ def train(
                   f"--model {result.out}")
 
 
+@commands.command(name="train-graph")
+@handle_errors
+def train_graph(
+    model: Annotated[Optional[str], typer.Option("--model", "-m", help="Base model whose stored image vectors are "
+                                                 "the content (default: the model setting); index with it "
+                                                 "first.")] = None,
+    name: Annotated[Optional[str], typer.Option(help="Model name to store the graph embeddings as (default "
+                                                "graph-<base model>).")] = None,
+    epochs: Annotated[Optional[int], typer.Option(help="Training epochs (with --resume: the total).")] = None,
+    dim: Annotated[Optional[int], typer.Option(help="Embedding width.")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Random seed.")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue the last run of this model from its checkpoint.")] = False,
+    json_path: Annotated[Optional[Path], typer.Option("--json", help="Also write the report as JSON to this file "
+                                                      "('-' for standard output).")] = None,
+    home: HomeOpt = DEFAULT_HOME,
+    db: DbOpt = None,
+) -> None:
+    """Train PinSage graph embeddings on the catalogue's item-board graph (image vectors of the base model as
+    content, board co-membership as the signal) and store them as a model of their own, with its index: then
+    `viscover search --item ID --model graph-...` finds items by the graph. The checkpoint is kept in the home
+    (graph-models/), so --resume with more --epochs continues a run."""
+    from viscover import GraphTrainConfig
+    from viscover.cli.render import console, err_console, rich_progress
+
+    given = {k: v for k, v in dict(epochs=epochs, dim=dim, seed=seed).items() if v is not None}
+    quiet = json_path is not None and str(json_path) == "-"
+    say = (lambda message: err_console.print(message, highlight=False)) if quiet else \
+        (lambda message: console.print(message, highlight=False))
+    with open_engine(home, db) as engine:
+        report = engine.train_graph(model=model, name=name, config=GraphTrainConfig(**given), resume=resume,
+                                    progress=rich_progress, log=say)
+
+    def show() -> None:
+        console.print(f"graph model [bold]{report['model']}[/] ({report['dim']} dimensions): {report['items']} "
+                      f"items, {report['boards']} boards, {report['edges']} memberships, "
+                      f"{report['epochs_trained']} epochs trained in {report['seconds']:.1f} s; search with "
+                      f"--model {report['model']}", highlight=False)
+
+    show_report(report, json_path, show)
+
+
 @rank.command("train")
 @handle_errors
 def rank_train(
