@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from conftest import SHARED, write_csv
 from viscover import BadRequestError, Engine, GraphTrainConfig, NotFoundError, Settings
+from viscover.cli.hints import with_hint
 
 ICONS = SHARED / "icons" / "icons.csv"
 needs_icons = pytest.mark.skipif(not ICONS.is_file(), reason=f"icon data not found at {ICONS} (set "
@@ -91,16 +92,18 @@ def test_a_catalogue_without_boards_is_a_clear_error(tmp_path, icons_manifest):
     with Engine(tmp_path / "home", Settings(workers=1)) as engine:
         engine.ingest(write_csv(rows, tmp_path / "plain.csv"), image_roots=[SHARED])
         engine.index()
-        with pytest.raises(BadRequestError, match="no boards.*boards column"):
+        with pytest.raises(BadRequestError, match="no boards") as raised:
             engine.train_graph(config=GraphTrainConfig(epochs=1, **SMALL))
+    assert "boards column" in with_hint(raised.value)
 
 
 def test_a_catalogue_not_indexed_with_the_base_model_is_a_clear_error(tmp_path, icons_manifest):
     rows = icon_rows(every=50)
     with Engine(tmp_path / "home", Settings(workers=1)) as engine:
         engine.ingest(write_csv(rows, tmp_path / "boards.csv"), image_roots=[SHARED])
-        with pytest.raises(NotFoundError, match="viscover index"):
+        with pytest.raises(NotFoundError, match="indexed with that model first") as raised:
             engine.train_graph(config=GraphTrainConfig(epochs=1, **SMALL))
+    assert "run `viscover index --model" in with_hint(raised.value)
 
 
 @needs_icons
@@ -122,3 +125,24 @@ def test_the_train_graph_command_writes_its_report_and_search_uses_the_model(tmp
                                  "--home", str(home)])
     assert result.exit_code == 0, result.output
     assert len(json.loads(result.stdout)) == 3
+
+
+@needs_icons
+def test_related_by_graph_is_the_graph_models_search_and_a_clear_error_without_one(graph_home, tmp_path):
+    from viscover.cli.app import app
+
+    home, report = graph_home
+    with Engine(home, Settings(workers=1)) as engine:
+        key = engine.items(limit=1)[0][0].key
+        by_graph = engine.related_by_graph(key, k=5)
+        assert [h.item.key for h in by_graph] == [h.item.key for h in engine.search_item(key, k=5,
+                                                                                       model=report["model"])]
+        with pytest.raises(NotFoundError) as raised:
+            engine.related_by_graph(key, name="graph-never-trained")
+        assert raised.value.remedy.action == "train-graph"
+    runner = CliRunner()
+    result = runner.invoke(app, ["related", key, "--source", "graph", "-k", "5", "--json", "--home", str(home)])
+    assert result.exit_code == 0, result.output
+    assert [h["id"] for h in json.loads(result.stdout)] == [h.item.key for h in by_graph]
+    result = runner.invoke(app, ["related", key, "--source", "graph", "--graph-name", "nope", "--home", str(home)])
+    assert result.exit_code == 1 and "viscover train-graph" in result.output

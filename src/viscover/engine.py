@@ -362,6 +362,16 @@ class Engine:
         report["indexed"] = indexed.added
         return report
 
+    def related_by_graph(self, key: str, *, k: int | None = None, name: str | None = None,
+                         filters: Filters = Filters()) -> list[SearchHit]:
+        """An item's nearest neighbours by its graph embedding (`train_graph`'s model `name`, default
+        graph-<model setting>); NotFoundError when no graph model of that name was trained."""
+        name = name or f"graph-{self.embedder().name}"
+        if find_declared(self.home, name) is None or not self.home.graph_model(declared_key(name)).is_dir():
+            raise NotFoundError(f"no graph embeddings {name!r} in this catalogue",
+                                remedy=Remedy("train-graph", model=name))
+        return self.search_item(key, k=k, filters=filters, model=name)
+
     def _keys_of(self, item_ids: np.ndarray, batch: int = 10_000) -> list[str | None]:
         """The key of each item row id (None for an unknown one), read `batch` items at a time."""
         keys: list[str | None] = []

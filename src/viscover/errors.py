@@ -20,9 +20,10 @@ class Remedy:
     "list-items" / "list-boards" (find valid ids), "ingest-images" (an empty catalogue), "allow-image-root" (let
     manifests read images from a folder), "image-url" (address images as items' image URLs give them),
     "train-ranker" (train the related-items ranker again), "ingest-engagement" (load an engagement log),
-    "force-save" (save a ranker that lost to the heuristic), "set-detector" (configure an
-    object detector model), "free-space" (free some space on the disk holding `path`, then run the command or
-    request again)."""
+    "force-save" (save a ranker that lost to the heuristic), "ingest-boards" (add board memberships: a manifest
+    with a boards column), "train-graph" (train the catalogue's graph embeddings `model`), "set-detector"
+    (configure an object detector model), "free-space" (free some space on the disk holding `path`, then run the
+    command or request again)."""
 
     action: str
     model: str | None = None

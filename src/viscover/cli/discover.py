@@ -64,13 +64,32 @@ def related(
     domain: Annotated[Optional[str], typer.Option(help="Bias the walks toward items of this domain.")] = None,
     explain: Annotated[bool, typer.Option(help="Show each result's sources and key features.")] = False,
     model: ModelOpt = None,
+    source: Annotated[str, typer.Option(help="blend: walks, co-occurrence and looks, ranked; graph: the item's "
+                                        "nearest neighbours by its graph embedding (`viscover train-graph` "
+                                        "first; of the model graph-<--model>, or --graph-name).")] = "blend",
+    graph_name: Annotated[Optional[str], typer.Option(help="With --source graph: the graph model's name.")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print results as JSON.")] = False,
     home: HomeOpt = DEFAULT_HOME,
     db: DbOpt = None,
 ) -> None:
     """Items related to an item (or a set of items): Pixie random walks over the item-board graph, board
-    co-occurrence and visual neighbours, blended by the learned ranker (or a heuristic without one)."""
-    from viscover.cli.render import print_related
+    co-occurrence and visual neighbours, blended by the learned ranker (or a heuristic without one); with
+    --source graph, the nearest neighbours of one item by its PinSage graph embedding."""
+    from viscover.cli.render import print_hits, print_related
+
+    if source not in ("blend", "graph"):
+        raise BadRequestError(f"--source {source!r}: expected blend or graph")
+    if source == "graph":
+        if item is None or items is not None or weights is not None or domain is not None:
+            raise BadRequestError("--source graph takes one item id argument (no --items, --weights or --domain)")
+        with open_engine(home, db) as engine:
+            name = graph_name or (f"graph-{engine.embedder(model).name}" if model else None)
+            hits = engine.related_by_graph(item, k=k, name=name)
+        if json_out:
+            print(json.dumps([h.to_dict() for h in hits], indent=2))
+        else:
+            print_hits(hits, query=item, empty="no results: no other item has a graph embedding")
+        return
 
     if (item is None) == (items is None):
         raise BadRequestError("give exactly one query: an item id argument, or --items A,B,C")

@@ -26,6 +26,9 @@ def cli_hint(remedy: Remedy) -> str | None:
         "train-ranker": f"retrain with `viscover rank train` or delete {remedy.path}",
         "ingest-engagement": "ingest a log with `viscover engagement ingest LOG`",
         "force-save": "use --force to save it anyway",
+        "ingest-boards": "ingest a manifest with a boards column (`viscover ingest MANIFEST`) or a folder with "
+                         "--board NAME first",
+        "train-graph": f"run `viscover train-graph{' --name ' + remedy.model if remedy.model else ''}` first",
         "free-space": f"free some space on the disk holding {remedy.path or 'it'}, then run the command again "
                       "(everything saved so far is kept)",
     }.get(remedy.action)

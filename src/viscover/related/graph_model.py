@@ -43,8 +43,8 @@ def content_vectors(store: CatalogStore, home: Home, base_key: str, base_name: s
     vectors = EmbeddingStore(home.embeddings(base_key))
     found = vectors.has(images) if len(images) else np.zeros(0, bool)
     if not found.any():
-        raise NotFoundError(f"no item has a stored {base_name} vector to train graph embeddings from; run "
-                            f"`viscover index` first", remedy=Remedy("index", model=base_name))
+        raise NotFoundError(f"no item has a stored {base_name} vector to train graph embeddings from: the "
+                            "catalogue must be indexed with that model first", remedy=Remedy("index", model=base_name))
     content = np.zeros((graph.n_left, vectors.dim), np.float32)
     content[found] = vectors.vectors_of(images[found])
     return content, int((~found).sum())
@@ -56,8 +56,8 @@ def train_catalogue_graph(store: CatalogStore, home: Home, graph: Bipartite, *, 
     """Train (or, with `resume`, continue training) PinSage on the catalogue's item-board graph; the checkpoint and
     report.json are kept in `folder`. The caller holds the home's write lock."""
     if graph.n_right == 0 or graph.n_edges == 0:
-        raise BadRequestError("the catalogue has no boards: graph embeddings learn from board memberships; ingest "
-                              "a manifest with a boards column (or use --board NAME) first")
+        raise BadRequestError("the catalogue has no boards: graph embeddings learn from board memberships",
+                              remedy=Remedy("ingest-boards"))
     content, missing = content_vectors(store, home, base_key, base_name, graph)
     if missing:
         log(f"{missing} of {graph.n_left} items have no {base_name} vector: trained with a zero content row")

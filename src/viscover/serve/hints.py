@@ -27,6 +27,8 @@ def http_hint(remedy: Remedy) -> str | None:
         "list-boards": "list boards with GET /api/boards",
         "image-url": "use an item's image_url",
         "train-ranker": "retrain the ranker with `viscover rank train` on the server",
+        "ingest-boards": "add items with boards (POST /api/items with a manifest that has a boards column)",
+        "train-graph": "graph embeddings must be trained first (`viscover train-graph` on the server)",
         "free-space": "the server's operator must free some space on it, then retry",
     }.get(remedy.action)
 
