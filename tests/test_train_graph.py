@@ -146,3 +146,15 @@ def test_related_by_graph_is_the_graph_models_search_and_a_clear_error_without_o
     assert [h["id"] for h in json.loads(result.stdout)] == [h.item.key for h in by_graph]
     result = runner.invoke(app, ["related", key, "--source", "graph", "--graph-name", "nope", "--home", str(home)])
     assert result.exit_code == 1 and "viscover train-graph" in result.output
+
+
+@needs_icons
+def test_a_runnable_model_name_or_another_width_is_refused_before_training(graph_home):
+    home, report = graph_home
+    with Engine(home, Settings(workers=1)) as engine:
+        base = engine.embedder().name
+        with pytest.raises(BadRequestError, match="a model viscover can run"):
+            engine.train_graph(name=base, config=GraphTrainConfig(epochs=1, **SMALL))
+        with pytest.raises(BadRequestError, match="stored with 16 dimensions, not 8"):
+            engine.train_graph(config=GraphTrainConfig(epochs=1, **{**SMALL, "dim": 8}))
+        assert engine.embedder(report["model"]).dim == 16

@@ -32,7 +32,7 @@ from viscover.config import Settings
 from viscover.diskspace import disk_full_as_error
 from viscover.embed import Embedder, load_embedder, resolve_model
 from viscover.embed.declared import declared_key, find_declared
-from viscover.errors import BadRequestError, NotFoundError, Remedy
+from viscover.errors import BadRequestError, ModelError, NotFoundError, Remedy
 from viscover.fsutil import HomeLock
 from viscover.imaging import CropBox, download_async
 from viscover.index import VectorIndex
@@ -342,8 +342,7 @@ class Engine:
         with self._write_lock.held():
             base = self.embedder(model)
             name = name or f"graph-{base.name}"
-            if name in (base.name, base.key):
-                raise BadRequestError(f"graph embeddings need a model name of their own, not {name!r}")
+            self._check_graph_model_name(name, config.dim)
             graph = self._related_items().graph()
             trained = train_catalogue_graph(self.store, self.home, graph, base_key=base.key, base_name=base.name,
                                             name=name, folder=self.home.graph_model(declared_key(name)),
@@ -361,6 +360,21 @@ class Engine:
         report["imported"] = imported.imported
         report["indexed"] = indexed.added
         return report
+
+    def _check_graph_model_name(self, name: str, dim: int) -> None:
+        """Before training: `name` must not be a model viscover can run (its vectors would be replaced), and a
+        graph model declared earlier under it must have the width asked for."""
+        try:
+            resolve_model(name)
+        except ModelError:
+            pass
+        else:
+            raise BadRequestError(f"{name!r} is a model viscover can run; store graph embeddings under a name of "
+                                  "their own (e.g. graph-NAME)")
+        found = find_declared(self.home, name)
+        if found is not None and found.dim != dim:
+            raise BadRequestError(f"graph model {name!r} was stored with {found.dim} dimensions, not {dim}; train "
+                                  f"it with that width, or under another name")
 
     def related_by_graph(self, key: str, *, k: int | None = None, name: str | None = None,
                          filters: Filters = Filters()) -> list[SearchHit]:
