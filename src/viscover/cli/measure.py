@@ -174,7 +174,7 @@ def train_graph(
     def show() -> None:
         console.print(f"graph model [bold]{report['model']}[/] ({report['dim']} dimensions): {report['items']} "
                       f"items, {report['boards']} boards, {report['edges']} memberships, "
-                      f"{report['epochs_trained']} epochs trained in {report['seconds']:.1f} s; search with "
+                      f"{report['epochs_trained']} epoch(s) trained in {report['seconds']:.1f} s; search with "
                       f"--model {report['model']}", highlight=False)
 
     show_report(report, json_path, show)
