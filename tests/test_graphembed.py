@@ -13,7 +13,7 @@ from viscover.graphembed import GraphTrainConfig, PinSage, embed_items, embed_ne
 from viscover.graphembed.infer import layer_outputs
 from viscover.graphembed.loss import max_margin_loss
 from viscover.graphembed.neighbourhoods import visit_bands, walk_neighbourhoods
-from viscover.graphembed.pairs import board_pairs, hard_negatives
+from viscover.graphembed.pairs import board_pairs, hard_negatives, walk_pairs
 from viscover.metrics import related_metrics
 
 
@@ -85,6 +85,20 @@ def test_pairs_share_a_board_and_hard_negatives_avoid_the_positive(planted):
     assert not np.any(mask & ((negs == pairs[:, 1:2]) | (negs == pairs[:, :1])))
 
 
+def test_walk_pairs_are_co_visited_and_follow_the_visit_shares():
+    g = small_graph()
+    nb = walk_neighbourhoods(g, 4, steps=400, alpha=1.0, seed=1)
+    pairs = walk_pairs(nb.index, nb.weight, 2000, np.random.default_rng(0))
+    assert pairs.dtype == np.int64 and not np.any(pairs[:, 0] == 9)  # no walk neighbourhood: no pairs
+    assert np.all(pairs[:, 0] != pairs[:, 1])
+    for u in range(9):
+        mine = pairs[pairs[:, 0] == u, 1]
+        assert len(mine) == 2000 and set(mine.tolist()) <= set(nb.index[u][nb.index[u] >= 0].tolist())
+        for v, w in zip(nb.index[u], nb.weight[u]):  # drawn in proportion to the visit share
+            if v >= 0:
+                assert np.mean(mine == v) == pytest.approx(float(w), abs=0.05)
+
+
 # ---- training ------------------------------------------------------------------------------------------------------
 FAST = dict(dim=32, hidden=64, epochs=4, pairs_per_board=20, batch=128, val_pairs=100, hard_cap=3, lr=1e-3, seed=0)
 
@@ -153,16 +167,19 @@ def naive_embedding(model: PinSage, u: int, nb, feats: torch.Tensor) -> torch.Te
         z = torch.relu(conv.W.weight @ torch.cat([h(k - 1, v), pooled]) + conv.W.bias)
         return z / z.norm().clamp_min(1e-12)
     e = model.out.weight @ h(len(model.convs), u) + model.out.bias
+    if model.skip is not None:
+        e = e + model.skip.weight @ feats[u]
     return e / e.norm()
 
 
-def test_embed_items_equals_naive_and_batch_paths(planted):
+@pytest.mark.parametrize("skip", [False, True])
+def test_embed_items_equals_naive_and_batch_paths(planted, skip):
     syn, content = planted
     g = syn.graph
     nb = walk_neighbourhoods(g, 6, steps=300, seed=0)
     feats = node_features(g, content)
     torch.manual_seed(0)
-    model = PinSage(feats.shape[1], hidden=16, dim=8)
+    model = PinSage(feats.shape[1], hidden=16, dim=8, skip=skip)
     emb = embed_items(model, nb, feats, batch=333)
     nodes = np.array([0, 5, 17, 999, 1998] + list(np.nonzero(g.left_degree() == 0)[0][:1]))
     with torch.no_grad():
@@ -172,13 +189,14 @@ def test_embed_items_equals_naive_and_batch_paths(planted):
     assert np.allclose(emb[nodes], batched, atol=1e-5)
 
 
-def test_new_item_from_its_visual_neighbours(planted):
+@pytest.mark.parametrize("skip", [False, True])
+def test_new_item_from_its_visual_neighbours(planted, skip):
     syn, content = planted
     g = syn.graph
     nb = walk_neighbourhoods(g, 10, steps=300, seed=0)
     feats = node_features(g, content)
     torch.manual_seed(1)
-    model = PinSage(feats.shape[1], hidden=32, dim=16)
+    model = PinSage(feats.shape[1], hidden=32, dim=16, skip=skip)
     emb = embed_items(model, nb, feats)
     layers = layer_outputs(model, nb, feats)
     u = int(np.argmax(g.left_degree()))

@@ -57,8 +57,10 @@ def layer_outputs(model: PinSage, nbrs: Neighbourhoods, features: np.ndarray, ba
 def embed_items(model: PinSage, nbrs: Neighbourhoods, features: np.ndarray, batch: int = 4096) -> np.ndarray:
     """(n, dim) float32 unit embeddings of every item node."""
     model.eval()
-    z = layer_outputs(model, nbrs, features, batch)[-1]
-    return torch.cat([model.head(z[s:s + batch]) for s in range(0, len(z), batch)]).numpy().astype(np.float32)
+    hs = layer_outputs(model, nbrs, features, batch)
+    z, h0 = hs[-1], hs[0]
+    return torch.cat([model.head(z[s:s + batch], h0[s:s + batch])
+                      for s in range(0, len(z), batch)]).numpy().astype(np.float32)
 
 
 @torch.no_grad()
@@ -71,7 +73,7 @@ def embed_new(model: PinSage, features_row: np.ndarray, nbr_nodes: np.ndarray, n
     nodes = torch.as_tensor(np.asarray(nbr_nodes, np.int64))
     w = np.asarray(nbr_weights, np.float32)
     w = torch.from_numpy(w / max(float(w.sum()), 1e-12))[None]
-    h = torch.as_tensor(np.asarray(features_row, np.float32))[None]
+    h0 = h = torch.as_tensor(np.asarray(features_row, np.float32))[None]
     for k, conv in enumerate(model.convs):  # the new item's layer k from its own layer k-1 and its neighbours'
         h = conv(h, layers[k][nodes][None], w)
-    return model.head(h)[0].numpy().astype(np.float32)
+    return model.head(h, h0)[0].numpy().astype(np.float32)

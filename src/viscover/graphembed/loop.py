@@ -23,12 +23,13 @@ from viscover.graphembed.infer import embed_items, fill_cold
 from viscover.graphembed.loss import max_margin_loss
 from viscover.graphembed.model import PinSage, node_features
 from viscover.graphembed.neighbourhoods import Neighbourhoods, visit_bands, walk_neighbourhoods
-from viscover.graphembed.pairs import board_pairs, hard_negatives, without_pairs
+from viscover.graphembed.pairs import board_pairs, hard_negatives, walk_pairs, without_pairs
 
 CHECKPOINT = "graph-checkpoint.pt"
 # settings that must match to resume (epochs may grow)
 RESUME_KEYS = ("dim", "hidden", "layers", "neighbours", "walk_steps", "walk_alpha", "hard_steps", "hard_band",
-               "hard_pool", "batch", "lr", "margin", "hard_cap", "pairs_per_board", "val_pairs", "centre", "seed")
+               "hard_pool", "batch", "lr", "margin", "hard_cap", "pairs_per_board", "val_pairs", "centre", "skip",
+               "walk_pairs", "seed")
 
 
 @dataclass
@@ -52,6 +53,8 @@ class GraphTrainConfig:
     val_k: int = 10
     centre: bool = True  # content vectors minus their mean before normalising (see model.unit_content)
     cold_visual: bool = True  # embed items without boards from their visual neighbours (see infer.fill_cold)
+    skip: bool = True  # content path straight to the output (see model.PinSage)
+    walk_pairs: int = 10  # positives per item from its walk co-visits, besides the board pairs (0: boards only)
     seed: int = 0
 
     def to_dict(self) -> dict:
@@ -113,7 +116,7 @@ def _train(graph: Bipartite, content: np.ndarray, config: GraphTrainConfig, out:
 
     # ---- model, optimiser, checkpoint --------------------------------------------------------------------------
     torch.manual_seed(c.seed)
-    model = PinSage(feats.shape[1], c.hidden, c.dim, c.layers)
+    model = PinSage(feats.shape[1], c.hidden, c.dim, c.layers, skip=c.skip)
     optimizer = torch.optim.Adam(model.parameters(), lr=c.lr)
     history: list[dict] = []
     start = 0
@@ -126,7 +129,10 @@ def _train(graph: Bipartite, content: np.ndarray, config: GraphTrainConfig, out:
     for epoch in range(start, c.epochs):
         te = time.perf_counter()
         rng = np.random.default_rng([c.seed, epoch])
-        pairs = without_pairs(board_pairs(graph, c.pairs_per_board, rng), val, graph.n_left)
+        pairs = board_pairs(graph, c.pairs_per_board, rng)
+        if c.walk_pairs > 0:
+            pairs = np.concatenate([pairs, walk_pairs(nbrs.index, nbrs.weight, c.walk_pairs, rng)])
+        pairs = without_pairs(pairs, val, graph.n_left)
         pairs = pairs[rng.permutation(len(pairs))]
         n_hard = min(epoch, c.hard_cap)
         model.train()
@@ -173,7 +179,8 @@ def _save(path: Path, config: GraphTrainConfig, epoch: int, model, optimizer, hi
 def _restore(path: Path, config: GraphTrainConfig, model, optimizer) -> tuple[int, list[dict]]:
     state = torch.load(path, weights_only=True)  # tensors and plain data only: never unpickle code
     saved, wanted = state["config"], config.to_dict()
-    different = [k for k in RESUME_KEYS if saved.get(k) != wanted[k]]
+    defaults = GraphTrainConfig().to_dict()  # a key newer than the checkpoint: it was trained with the default
+    different = [k for k in RESUME_KEYS if saved.get(k, defaults[k]) != wanted[k]]
     if different:
         raise ConfigError(f"{path}: cannot resume, the checkpoint was trained with other {', '.join(different)}")
     model.load_state_dict(state["model"])

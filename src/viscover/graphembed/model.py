@@ -55,14 +55,20 @@ class Convolve(nn.Module):
 class PinSage(nn.Module):
     """K convolutions (default 2) and a final dense layer to `dim`, output L2-normalised."""
 
-    def __init__(self, d_in: int, hidden: int = 256, dim: int = 128, layers: int = 2):
+    def __init__(self, d_in: int, hidden: int = 256, dim: int = 128, layers: int = 2, skip: bool = False):
         super().__init__()
         self.convs = nn.ModuleList([Convolve(d_in if k == 0 else hidden, hidden) for k in range(layers)])
         self.out = nn.Linear(hidden, dim)
+        # the content path kept strong: e_u = normalise(G z_u + g + S h_u^0), the node's own input features
+        # projected straight to the output beside the convolutions' vector
+        self.skip = nn.Linear(d_in, dim, bias=False) if skip else None
 
-    def head(self, z: torch.Tensor) -> torch.Tensor:
-        """The last layer's vectors -> unit embeddings."""
-        return _normalise(self.out(z))
+    def head(self, z: torch.Tensor, h0: torch.Tensor | None = None) -> torch.Tensor:
+        """The last layer's vectors (and, with the skip path, the same nodes' input features) -> unit embeddings."""
+        e = self.out(z)
+        if self.skip is not None:
+            e = e + self.skip(h0)
+        return _normalise(e)
 
     def forward(self, nodes: np.ndarray, nbrs: Neighbourhoods, features: torch.Tensor) -> torch.Tensor:
         """Embeddings (len(nodes), dim) of item nodes, computed on their K-hop computation graph only."""
@@ -74,7 +80,8 @@ class PinSage(nn.Module):
         h = features[torch.from_numpy(sets[0])]
         for k, conv in enumerate(self.convs):
             h = conv_step(conv, h, sets[k], sets[k + 1], nbrs)
-        return self.head(h)[torch.from_numpy(np.searchsorted(sets[-1], np.asarray(nodes, np.int64)))]
+        h0 = features[torch.from_numpy(sets[-1])] if self.skip is not None else None
+        return self.head(h, h0)[torch.from_numpy(np.searchsorted(sets[-1], np.asarray(nodes, np.int64)))]
 
 
 def conv_step(conv: Convolve, h: torch.Tensor, known: np.ndarray, wanted: np.ndarray,

@@ -25,6 +25,24 @@ def board_pairs(graph: Bipartite, cap: int, rng: np.random.Generator) -> np.ndar
     return np.stack([graph.right_nbrs[start + a], graph.right_nbrs[start + b]], axis=1).astype(np.int64)
 
 
+def walk_pairs(index: np.ndarray, weight: np.ndarray, per_item: int, rng: np.random.Generator) -> np.ndarray:
+    """(m, 2) int64 (query, positive) pairs from random-walk co-visits (PinSage's own positives): for every item
+    with a walk neighbourhood, `per_item` positives drawn from its top visited items with probability
+    proportional to their visit share (`index`, `weight` as in Neighbourhoods)."""
+    items = np.nonzero(index[:, 0] >= 0)[0]
+    if len(items) == 0 or per_item <= 0:
+        return np.zeros((0, 2), np.int64)
+    cdf = np.cumsum(weight[items], axis=1, dtype=np.float64)
+    cdf /= np.maximum(cdf[:, -1:], 1e-12)
+    u = rng.random((len(items), per_item))
+    col = np.minimum((u[:, :, None] > cdf[:, None, :]).sum(-1), index.shape[1] - 1)
+    pos = index[items[:, None], col]
+    q = np.repeat(items, per_item)
+    pos = pos.reshape(-1)
+    keep = pos >= 0
+    return np.stack([q[keep], pos[keep]], axis=1).astype(np.int64)
+
+
 def pair_codes(pairs: np.ndarray, n: int) -> np.ndarray:
     """Direction-free int64 code of each pair (min * n + max)."""
     return np.minimum(pairs[:, 0], pairs[:, 1]) * n + np.maximum(pairs[:, 0], pairs[:, 1])
