@@ -163,8 +163,8 @@ def _train(graph: Bipartite, content: np.ndarray, config: GraphTrainConfig, out:
             _save(path, c, epoch + 1, model, optimizer, history)
 
     emb_all = embed_items(model, nbrs_infer, feats_np)
-    report = {"config": c.to_dict(), "history": history, "walk_seconds": round(t_walks, 3),
-              "seconds": round(time.perf_counter() - t0, 3)}
+    report = {"config": c.to_dict(), "history": history, "resumed_after_epoch": start,
+              "walk_seconds": round(t_walks, 3), "seconds": round(time.perf_counter() - t0, 3)}
     return GraphTrainResult(model, nbrs, nbrs_infer, feats_np, emb_all, report)
 
 

@@ -5,7 +5,6 @@ as one vector per catalogue item for the Engine to store as a model of their own
 from __future__ import annotations
 
 import json
-import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +21,6 @@ from viscover.graphembed import GraphTrainConfig, train_graph
 from viscover.paths import Home
 
 REPORT = "report.json"
-_EPOCH_LINE = re.compile(r"epoch (\d+)/\d+:")
 
 
 @dataclass
@@ -62,19 +60,12 @@ def train_catalogue_graph(store: CatalogStore, home: Home, graph: Bipartite, *, 
     if missing:
         log(f"{missing} of {graph.n_left} items have no {base_name} vector: trained with a zero content row")
     t0 = time.perf_counter()
-    trained: list[int] = []  # epochs this run trained (train_graph logs "epoch E/N: ..." after each)
-
-    def log_epochs(message: str) -> None:
-        if (m := _EPOCH_LINE.match(message)) is not None:
-            trained.append(int(m.group(1)))
-        log(message)
-
-    result = train_graph(graph, content, config, out=folder, resume=resume, log=log_epochs)
+    result = train_graph(graph, content, config, out=folder, resume=resume, log=log)
     history = result.report.get("history", [])
-    done_before = len(history) - len(trained)
+    done_before = int(result.report.get("resumed_after_epoch", 0))
     report = {"model": name, "base_model": base_name, "items": int(graph.n_left), "boards": int(graph.n_right),
               "edges": int(graph.n_edges), "items_without_content": missing, "epochs": int(config.epochs),
-              "resumed_after_epoch": done_before, "epochs_trained": len(trained),
+              "resumed_after_epoch": done_before, "epochs_trained": len(history) - done_before,
               "dim": int(config.dim), "seconds": round(time.perf_counter() - t0, 3), "history": history,
               "training": {k: v for k, v in result.report.items() if k != "history"}}
     folder.mkdir(parents=True, exist_ok=True)
