@@ -16,7 +16,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import DATA, emit, machine  # noqa: E402
@@ -28,9 +27,7 @@ def synthetic_case(queries: int, seed: int, settings, config) -> dict:
     from viscover.index import build_index
 
     syn = synthetic_graph(n_items=2000, n_boards=300, n_edges=15000, n_communities=60, seed=seed)
-    rng = np.random.default_rng(seed)
-    centres = rng.normal(size=(60, 32)).astype(np.float32)
-    vectors = centres[syn.item_community] + 3.0 * rng.normal(size=(2000, 32)).astype(np.float32)
+    vectors = syn.community_looks(32, 3.0, seed)
     ids = syn.graph.left_ids
     index = build_index(ids, ids, vectors[ids], settings, centered=True, model="synthetic")
     out = evaluate_graph(syn.graph, index, queries=queries, seed=seed, settings=settings, learned=0,

@@ -21,10 +21,7 @@ from viscover.metrics import related_metrics
 def planted():
     """2,000 items, 300 boards, 60 communities; content = community centre + heavy noise."""
     syn = synthetic_graph(n_items=2000, n_boards=300, n_edges=15000, n_communities=60, seed=3)
-    rng = np.random.default_rng(3)
-    centres = rng.normal(size=(60, 32)).astype(np.float32)
-    content = centres[syn.item_community] + 3.0 * rng.normal(size=(2000, 32)).astype(np.float32)
-    return syn, content
+    return syn, syn.community_looks(32, 3.0, 3)
 
 
 def small_graph() -> Bipartite:

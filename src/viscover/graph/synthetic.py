@@ -45,6 +45,14 @@ class SyntheticGraph:
     def n_edges(self) -> int:
         return self.graph.n_edges
 
+    def community_looks(self, dim: int, noise: float, seed: int) -> np.ndarray:
+        """(items, dim) float32 "visual" vectors: each item's community centre (seeded N(0, I)) plus N(0, noise^2)
+        noise, so that looks say something about the graph's communities but not all."""
+        rng = np.random.default_rng(seed)
+        centres = rng.normal(size=(self.params["n_communities"], dim)).astype(np.float32)
+        return centres[self.item_community] + noise * rng.normal(size=(len(self.item_community), dim)).astype(
+            np.float32)
+
 
 def _zipf_shape(n: int, exponent: float, rng: np.random.Generator) -> np.ndarray:
     """rank ** -exponent over a random ranking of n elements."""

@@ -162,7 +162,8 @@ def _train(graph: Bipartite, content: np.ndarray, config: GraphTrainConfig, out:
         if path is not None:
             _save(path, c, epoch + 1, model, optimizer, history)
 
-    emb_all = embed_items(model, nbrs_infer, feats_np)
+    if start >= c.epochs:  # nothing trained in this run: the restored model's embeddings (else: the last epoch's)
+        emb_all = embed_items(model, nbrs_infer, feats_np)
     report = {"config": c.to_dict(), "history": history, "resumed_after_epoch": start,
               "walk_seconds": round(t_walks, 3), "seconds": round(time.perf_counter() - t0, 3)}
     return GraphTrainResult(model, nbrs, nbrs_infer, feats_np, emb_all, report)

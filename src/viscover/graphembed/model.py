@@ -4,8 +4,9 @@ vectors.
 Layer k, for node u with neighbours v (weights w_uv from the walks):
     n_u = sum_v w_uv ReLU(Q h_v + q)            (importance pooling)
     z_u = normalise(ReLU(W [h_u ; n_u] + w))
-and after the last layer e_u = normalise(G z_u + g). A batch needs only its nodes' K-hop computation graph: the
-nodes of layer k are those of layer k + 1 plus their neighbours, so memory grows with the batch, not the graph.
+and after the last layer e_u = normalise(G z_u + g), plus S h_u^0 with the skip path on. A batch needs only its
+nodes' K-hop computation graph: the nodes of layer k are those of layer k + 1 plus their neighbours, so memory
+grows with the batch, not the graph.
 """
 
 from __future__ import annotations
